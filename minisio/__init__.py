@@ -1,0 +1,28 @@
+"""minisio: a small, fast Socket.IO server on websockets and orjson.
+
+Engine.IO v4 and Socket.IO v5 over the WebSocket transport, written by hand.
+"""
+
+from .broadcast import BroadcastOperator
+from .errors import (
+    AckTimeout,
+    ConnectionRefused,
+    Disconnected,
+    MinisioError,
+    ProtocolError,
+)
+from .server import Namespace, Server
+from .socket import Handshake, Socket
+
+__all__ = [
+    "AckTimeout",
+    "BroadcastOperator",
+    "ConnectionRefused",
+    "Disconnected",
+    "Handshake",
+    "MinisioError",
+    "Namespace",
+    "ProtocolError",
+    "Server",
+    "Socket",
+]

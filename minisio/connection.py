@@ -1,0 +1,362 @@
+"""One Engine.IO session over one WebSocket: the only module that does I/O.
+
+It owns the receive loop, the heartbeat, the write path and closing. Frames
+go out synchronously: an emit pushes bytes into the transport and returns,
+as ``websockets.broadcast()`` does, with no task or ``await`` per message.
+The price of not awaiting is that a client that stops reading would grow its
+write buffer forever, so every write checks the buffer against a high-water
+mark and cuts the connection that passes it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import time
+from collections.abc import Coroutine, Iterable
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qsl, urlsplit
+
+from websockets.asyncio.server import ServerConnection
+from websockets.exceptions import ConnectionClosed
+from websockets.protocol import OPEN
+
+from . import eio, sio
+from .errors import ConnectionRefused, ProtocolError
+from .trace import trace_frame
+
+if TYPE_CHECKING:
+    from .server import Namespace, Server
+    from .socket import Handshake, Socket
+
+__all__ = ["Connection", "new_id", "send_many"]
+
+logger = logging.getLogger("minisio")
+
+_MESSAGE = b"4"
+_PING = eio.text_frame(eio.PacketType.PING)
+
+
+def new_id() -> str:
+    """A random, URL-safe, unguessable id (120 bits, 20 characters)."""
+    return secrets.token_urlsafe(15)
+
+
+class Connection:
+    """The server side of one Engine.IO session and the sockets riding on it."""
+
+    __slots__ = (
+        "_connect_timer",
+        "_ping_timer",
+        "_pong_timer",
+        "_tasks",
+        "closed",
+        "decoder",
+        "pending",
+        "server",
+        "sid",
+        "sockets",
+        "trace",
+        "ws",
+    )
+
+    def __init__(self, server: Server, ws: ServerConnection) -> None:
+        self.server = server
+        self.ws = ws
+        self.sid = new_id()
+        self.decoder = sio.Decoder(
+            max_attachments=server.max_attachments, max_depth=server.max_depth
+        )
+        self.sockets: dict[str, Socket] = {}  # namespace name -> socket
+        self.pending: set[str] = set()  # namespaces whose middleware is running
+        self.closed = False
+        self.trace = server.trace
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._ping_timer: asyncio.TimerHandle | None = None
+        self._pong_timer: asyncio.TimerHandle | None = None
+        self._connect_timer: asyncio.TimerHandle | None = None
+
+    # -- lifecycle -------------------------------------------------------
+    async def run(self) -> None:
+        """Serve the session until the WebSocket closes."""
+        server = self.server
+        loop = asyncio.get_running_loop()
+        # "Handshake": the server sends the open packet first.
+        self.send_eio(
+            eio.PacketType.OPEN,
+            eio.open_payload(
+                self.sid, server.ping_interval_ms, server.ping_timeout_ms, server.max_payload
+            ),
+        )
+        self._ping_timer = loop.call_later(server.ping_interval, self._ping)
+        self._connect_timer = loop.call_later(server.connect_timeout, self._connect_timeout)
+        reason = "transport close"
+        try:
+            async for frame in self.ws:
+                if self.closed:
+                    break
+                try:
+                    self._on_frame(frame)
+                except ProtocolError as exc:
+                    # One boundary for peer faults: log the problem, not the payload.
+                    logger.info("closing %s: %s", self.sid, exc)
+                    self.close("parse error", code=1002)
+                    break
+                if len(self._tasks) >= server.max_pending_handlers:
+                    # Back-pressure: stop reading until a running handler finishes.
+                    await asyncio.wait(self._tasks, return_when=asyncio.FIRST_COMPLETED)
+        except ConnectionClosed as exc:
+            sent = self.ws.protocol.close_sent
+            if sent is not None and sent.code in (1002, 1007, 1009):
+                reason = "transport error"  # websockets failed the connection
+                logger.info("closing %s: %s", self.sid, exc)
+        finally:
+            if not self.closed:
+                self.closed = True
+                self._finish(reason)
+        # Returning would make websockets close with 1000 at once; let a close
+        # already started (with its own code) finish first.
+        await self.ws.wait_closed()
+
+    def close(self, reason: str, *, code: int = 1000, abort: bool = False) -> None:
+        """End the session now: sockets see ``reason`` at once, the WebSocket closes after."""
+        if self.closed:
+            return
+        self.closed = True
+        self._finish(reason)
+        if abort:
+            self.ws.transport.abort()
+        else:
+            self.spawn(self.ws.close(code))
+
+    def kick(self) -> None:
+        """Server-side ``disconnect(close=True)``: leave every namespace, then close."""
+        for socket in list(self.sockets.values()):
+            socket.disconnect()
+        self.close("forced close")
+
+    def _finish(self, reason: str) -> None:
+        for timer in (self._ping_timer, self._pong_timer, self._connect_timer):
+            if timer is not None:
+                timer.cancel()
+        sockets = list(self.sockets.values())
+        self.sockets.clear()
+        self.pending.clear()
+        for socket in sockets:
+            socket._onclose(reason)
+        self.server._connections.discard(self)
+
+    def spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
+        """Run a coroutine for this connection, keeping a reference until it ends."""
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # -- heartbeat ("Protocol / Heartbeat"): the server pings, the client pongs.
+    def _ping(self) -> None:
+        self._ping_timer = None
+        if self.closed:
+            return
+        self.send_raw(_PING)
+        loop = asyncio.get_running_loop()
+        self._pong_timer = loop.call_later(self.server.ping_timeout, self._no_pong)
+
+    def _no_pong(self) -> None:
+        logger.info("closing %s: ping timeout", self.sid)
+        self.close("ping timeout")
+
+    def _pong(self) -> None:
+        if self._pong_timer is None:
+            raise ProtocolError("pong without a ping")
+        self._pong_timer.cancel()
+        self._pong_timer = None
+        loop = asyncio.get_running_loop()
+        self._ping_timer = loop.call_later(self.server.ping_interval, self._ping)
+
+    def _connect_timeout(self) -> None:
+        self._connect_timer = None
+        if not self.sockets and not self.closed:
+            logger.info("closing %s: no namespace joined in time", self.sid)
+            self.close("connect timeout")
+
+    # -- receiving -------------------------------------------------------
+    def _on_frame(self, frame: str | bytes) -> None:
+        if self.trace:
+            trace_frame(self.sid, "<", frame)
+        packet = eio.decode(frame)
+        kind = packet.type
+        if kind is eio.PacketType.MESSAGE:
+            decoded = self.decoder.feed(packet.data)
+            if decoded is not None:
+                self._on_packet(decoded)
+        elif kind is eio.PacketType.PONG:
+            self._pong()
+        elif kind is eio.PacketType.CLOSE:
+            self.close("transport close")
+        elif kind is not eio.PacketType.NOOP:
+            # open, ping and upgrade never come from a client on a WebSocket-only session.
+            raise ProtocolError(f"unexpected Engine.IO {kind.name.lower()} packet")
+
+    def _on_packet(self, packet: sio.Packet) -> None:
+        kind = packet.type
+        socket = self.sockets.get(packet.namespace)
+        if socket is None:
+            if kind is sio.PacketType.CONNECT:
+                self._on_connect(packet.namespace, packet.data)
+            elif packet.namespace not in self.pending:
+                # "invalid state" in the reference server: it closes the connection.
+                raise ProtocolError("packet for a namespace not joined")
+            return
+        if kind is sio.PacketType.EVENT or kind is sio.PacketType.BINARY_EVENT:
+            socket._on_event(packet.data, packet.id)
+        elif kind is sio.PacketType.ACK or kind is sio.PacketType.BINARY_ACK:
+            assert packet.id is not None  # the decoder checked it
+            socket._on_ack(packet.id, packet.data)
+        elif kind is sio.PacketType.DISCONNECT:
+            self.forget(socket)
+            socket._onclose("client namespace disconnect")
+        elif kind is sio.PacketType.CONNECT:
+            raise ProtocolError("CONNECT to a namespace already joined")
+        else:
+            raise ProtocolError("CONNECT_ERROR sent by a client")
+
+    # -- joining namespaces ("Protocol / Connection to a namespace") --------
+    def _on_connect(self, name: str, auth: dict[str, Any] | None) -> None:
+        server = self.server
+        nsp = server._namespaces.get(name)
+        if nsp is None:
+            self.send_packet(sio.PacketType.CONNECT_ERROR, {"message": "Invalid namespace"}, name)
+            return
+        if len(self.sockets) + len(self.pending) >= server.max_namespaces:
+            self.send_packet(
+                sio.PacketType.CONNECT_ERROR, {"message": "Too many namespaces"}, name
+            )
+            return
+        from .socket import Socket
+
+        socket = Socket(nsp, self, new_id(), self._handshake(auth or {}))
+        if nsp._async_middleware:
+            self.pending.add(name)
+            self.spawn(self._connect_async(nsp, socket))
+            return
+        try:
+            for middleware in nsp._middlewares:
+                middleware.fn(socket)
+        except Exception as exc:
+            self._refuse(nsp, exc)
+            return
+        self._accept(nsp, socket)
+
+    async def _connect_async(self, nsp: Namespace, socket: Socket) -> None:
+        try:
+            for middleware in nsp._middlewares:
+                result = middleware.fn(socket)
+                if middleware.is_async:
+                    await result
+        except Exception as exc:
+            if nsp.name in self.pending:
+                self.pending.discard(nsp.name)
+                self._refuse(nsp, exc)
+            return
+        if nsp.name in self.pending:  # still wanted: not closed meanwhile
+            self.pending.discard(nsp.name)
+            self._accept(nsp, socket)
+
+    def _refuse(self, nsp: Namespace, exc: Exception) -> None:
+        if isinstance(exc, ConnectionRefused):
+            error: dict[str, Any] = {"message": exc.message}
+            if exc.data is not None:
+                error["data"] = exc.data
+        else:
+            logger.error("middleware of %s failed", nsp.name, exc_info=exc)
+            error = {"message": "Internal server error"}
+        self.send_packet(sio.PacketType.CONNECT_ERROR, error, nsp.name)
+
+    def _accept(self, nsp: Namespace, socket: Socket) -> None:
+        if self._connect_timer is not None:
+            self._connect_timer.cancel()
+            self._connect_timer = None
+        self.sockets[nsp.name] = socket
+        socket.connected = True
+        nsp._add(socket)
+        # The CONNECT reply goes out before anything a connection handler emits.
+        self.send_packet(sio.PacketType.CONNECT, {"sid": socket.id}, nsp.name)
+        nsp._on_connection(socket)
+
+    def forget(self, socket: Socket) -> None:
+        """Detach a socket that left its namespace."""
+        if self.sockets.get(socket.namespace.name) is socket:
+            del self.sockets[socket.namespace.name]
+
+    def _handshake(self, auth: dict[str, Any]) -> Handshake:
+        from .socket import Handshake
+
+        request = self.ws.request
+        assert request is not None
+        url = request.path
+        headers = {k.lower(): v for k, v in request.headers.raw_items()}
+        peer = self.ws.remote_address
+        now = time.time()
+        return Handshake(
+            headers=headers,
+            query=dict(parse_qsl(urlsplit(url).query)),
+            auth=auth,
+            address=str(peer[0]) if peer else "",
+            time=time.strftime("%a %b %d %Y %H:%M:%S GMT+0000", time.gmtime(now)),
+            issued=int(now * 1000),
+            url=url,
+        )
+
+    # -- sending ---------------------------------------------------------
+    def send_packet(self, kind: sio.PacketType, data: Any, namespace: str) -> None:
+        self.send(sio.encode(sio.Packet(kind, data, namespace)))
+
+    def send_eio(self, kind: eio.PacketType, data: bytes = b"") -> None:
+        self.send_raw(eio.text_frame(kind, data))
+
+    def send(self, frames: list[bytes]) -> None:
+        """Queue one encoded Socket.IO packet: its text, then its attachments."""
+        send_many((self,), frames)
+
+    def send_raw(self, text: bytes) -> None:
+        """Queue one text frame, already encoded as Engine.IO."""
+        ws = self.ws
+        if ws.protocol.state is not OPEN or self.closed:
+            return
+        if self.trace:
+            trace_frame(self.sid, ">", text, text=True)
+        ws.protocol.send_text(text)
+        ws.send_data()
+
+    def _overflow(self) -> None:
+        size = self.ws.transport.get_write_buffer_size()
+        logger.warning(
+            "closing %s: %d bytes unsent, over the write high-water mark", self.sid, size
+        )
+        self.close("transport error", abort=True)
+
+
+def send_many(conns: Iterable[Connection], frames: list[bytes]) -> None:
+    """Write one encoded packet to many connections: encoded once, no await.
+
+    The Engine.IO ``message`` prefix is added once; each attachment follows
+    as a binary frame ("Transports / WebSocket").
+    """
+    text = _MESSAGE + frames[0]
+    attachments = frames[1:]
+    for conn in conns:
+        ws = conn.ws
+        protocol = ws.protocol
+        if protocol.state is not OPEN or conn.closed:
+            continue
+        if conn.trace:
+            trace_frame(conn.sid, ">", text, text=True)
+            for attachment in attachments:
+                trace_frame(conn.sid, ">", attachment)
+        protocol.send_text(text)
+        for attachment in attachments:
+            protocol.send_binary(attachment)
+        ws.send_data()
+        if ws.transport.get_write_buffer_size() > conn.server.max_buffer:
+            conn._overflow()

@@ -1,0 +1,60 @@
+"""The exceptions minisio raises, split by whose fault it was.
+
+::
+
+    MinisioError
+    ├── ProtocolError        the peer sent something the protocol forbids
+    ├── ConnectionRefused    raised by middleware to refuse a namespace connection
+    ├── AckTimeout           the peer did not answer an ack in time
+    └── Disconnected         the socket went away while we waited on it
+
+Mistakes by the caller (a bad argument, an unserializable value) are the
+standard ``TypeError`` and ``ValueError``: they are bugs to fix, not events to
+handle.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = [
+    "AckTimeout",
+    "ConnectionRefused",
+    "Disconnected",
+    "MinisioError",
+    "ProtocolError",
+]
+
+
+class MinisioError(Exception):
+    """Base class of every exception minisio raises on purpose."""
+
+
+class ProtocolError(MinisioError):
+    """The peer broke the Engine.IO or Socket.IO protocol.
+
+    The codec raises only this. The message names the problem and never
+    repeats the offending payload, so it is safe to log.
+    """
+
+
+class ConnectionRefused(MinisioError):
+    """Refuse a namespace connection from a middleware or ``connection`` handler.
+
+    The client receives ``CONNECT_ERROR`` with ``{"message": message}`` and,
+    when ``data`` is given, ``"data": data`` as well (as ``err.data`` does in
+    the Node server).
+    """
+
+    def __init__(self, message: str = "not authorized", data: Any = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.data = data
+
+
+class AckTimeout(MinisioError):
+    """The peer did not acknowledge an event within the timeout."""
+
+
+class Disconnected(MinisioError):
+    """The socket was disconnected before the awaited answer arrived."""

@@ -1,0 +1,296 @@
+"""Socket.IO v5 codec. Pure: no I/O, no asyncio.
+
+A packet is written as ("Protocol / Packet encoding")::
+
+    <type>[<attachments>-][<namespace>,][<ack id>][<JSON payload>]
+
+for example ``2["chat","hi"]``, ``2/admin,17["chat","hi"]`` or
+``51-["file",{"_placeholder":true,"num":0}]`` followed by one binary frame.
+The namespace part is left out for the main namespace ``/``.
+
+:func:`encode` turns a :class:`Packet` into the text (as UTF-8 ``bytes``)
+plus the binary attachments; :class:`Decoder` does the reverse, frame by
+frame, and raises :class:`~minisio.errors.ProtocolError` and nothing else on
+malformed input.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from .errors import ProtocolError
+
+__all__ = [
+    "RESERVED_EVENTS",
+    "Decoder",
+    "Packet",
+    "PacketType",
+    "encode",
+]
+
+
+class PacketType(enum.IntEnum):
+    """Socket.IO packet types ("Protocol / Packet format")."""
+
+    CONNECT = 0
+    DISCONNECT = 1
+    EVENT = 2
+    ACK = 3
+    CONNECT_ERROR = 4
+    BINARY_EVENT = 5
+    BINARY_ACK = 6
+
+
+_TYPES = tuple(PacketType)
+_BINARY = {PacketType.BINARY_EVENT, PacketType.BINARY_ACK}
+
+#: Event names a peer may not send: the Socket.IO API gives them their own
+#: meaning on both sides ("connect", "disconnect", ...).
+RESERVED_EVENTS = frozenset(
+    {
+        "connect",
+        "connect_error",
+        "disconnect",
+        "disconnecting",
+        "newListener",
+        "removeListener",
+    }
+)
+
+# Ack ids are JavaScript numbers on the other side; keep them exact there.
+_MAX_ACK_ID = 2**53 - 1
+_MAX_ACK_ID_DIGITS = 16
+_MAX_COUNT_DIGITS = 6
+_MAX_NAMESPACE = 256
+
+
+@dataclass(frozen=True, slots=True)
+class Packet:
+    """One Socket.IO packet.
+
+    ``data`` is the decoded JSON payload (``None`` when absent) with binary
+    attachments put back in place as ``bytes``. For ``EVENT`` it is
+    ``[name, *args]``; for ``ACK``, the list of answer arguments.
+    """
+
+    type: PacketType
+    data: Any = None
+    namespace: str = "/"
+    id: int | None = None
+
+
+def encode(packet: Packet) -> list[bytes]:
+    """Encode a packet as ``[text, *attachments]``.
+
+    ``text`` is UTF-8 to be sent in a text frame (prefixed by the Engine.IO
+    message type); each attachment goes in a binary frame right after it.
+    An ``EVENT`` or ``ACK`` whose data holds ``bytes``, ``bytearray`` or
+    ``memoryview`` anywhere becomes ``BINARY_EVENT``/``BINARY_ACK``, each
+    buffer replaced by ``{"_placeholder":true,"num":N}``.
+
+    Raises ``TypeError`` if the data is not JSON-serializable.
+    """
+    type_ = packet.type
+    data = packet.data
+    attachments: list[bytes] = []
+    if data is None:
+        body = b""
+    else:
+        try:
+            body = orjson.dumps(data)
+        except TypeError:
+            # orjson refuses bytes: that is how binary data is noticed without
+            # walking every packet. Walk only this one.
+            data = _extract(data, attachments)
+            body = orjson.dumps(data)
+            if type_ is PacketType.EVENT or type_ is PacketType.ACK:
+                type_ = PacketType(type_ + 3)
+    if type_ is PacketType.EVENT and packet.namespace == "/" and packet.id is None:
+        return [b"2" + body]  # the common case, kept short
+    head = str(int(type_))
+    if type_ in _BINARY:
+        head += f"{len(attachments)}-"
+    if packet.namespace != "/":
+        head += packet.namespace + ","
+    if packet.id is not None:
+        head += str(packet.id)
+    return [head.encode() + body, *attachments]
+
+
+def _extract(value: Any, attachments: list[bytes]) -> Any:
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        attachments.append(bytes(value))
+        return {"_placeholder": True, "num": len(attachments) - 1}
+    if isinstance(value, (list, tuple)):
+        return [_extract(v, attachments) for v in value]
+    if isinstance(value, dict):
+        return {k: _extract(v, attachments) for k, v in value.items()}
+    return value
+
+
+class Decoder:
+    """Turns incoming frames into packets, one connection's worth of state.
+
+    Feed it every Socket.IO-level frame in order: the text of each Engine.IO
+    message as ``str``, each binary message as ``bytes``. It returns a
+    :class:`Packet` when one is complete, or ``None`` while a binary packet
+    still waits for its attachments.
+    """
+
+    __slots__ = ("_buffers", "_expected", "_pending", "max_attachments", "max_depth")
+
+    def __init__(self, *, max_attachments: int = 10, max_depth: int = 32) -> None:
+        self.max_attachments = max_attachments
+        self.max_depth = max_depth
+        self._pending: Packet | None = None
+        self._buffers: list[bytes] = []
+        self._expected = 0
+
+    @property
+    def waiting(self) -> bool:
+        """True while a binary packet waits for more attachments."""
+        return self._pending is not None
+
+    def feed(self, frame: str | bytes) -> Packet | None:
+        """Consume one frame; return the packet it completes, if any."""
+        if isinstance(frame, str):
+            if self._pending is not None:
+                raise ProtocolError("text packet while waiting for binary attachments")
+            packet, count = self._parse(frame)
+            if count == 0:
+                return packet if packet.type not in _BINARY else _rebuild(packet, [])
+            self._pending = packet
+            self._buffers = []
+            self._expected = count
+            return None
+        if self._pending is None:
+            raise ProtocolError("unexpected binary frame")
+        self._buffers.append(frame)
+        if len(self._buffers) < self._expected:
+            return None
+        packet, buffers = self._pending, self._buffers
+        self._pending, self._buffers = None, []
+        return _rebuild(packet, buffers)
+
+    def _parse(self, text: str) -> tuple[Packet, int]:
+        n = len(text)
+        if n == 0:
+            raise ProtocolError("empty Socket.IO packet")
+        code = ord(text[0]) - 48
+        if not 0 <= code <= 6:
+            raise ProtocolError("unknown Socket.IO packet type")
+        type_ = _TYPES[code]
+        i = 1
+        count = 0
+        if type_ in _BINARY:
+            dash = text.find("-", 1, 2 + _MAX_COUNT_DIGITS)
+            digits = text[1:dash]
+            if dash < 0 or not digits or not (digits.isascii() and digits.isdigit()):
+                raise ProtocolError("malformed attachment count")
+            count = int(digits)
+            if count > self.max_attachments:
+                raise ProtocolError("too many binary attachments")
+            i = dash + 1
+        namespace = "/"
+        if i < n and text[i] == "/":
+            comma = text.find(",", i, i + _MAX_NAMESPACE + 1)
+            if comma < 0:
+                if n - i > _MAX_NAMESPACE:
+                    raise ProtocolError("namespace too long")
+                namespace, i = text[i:], n
+            else:
+                namespace, i = text[i:comma], comma + 1
+        ack_id = None
+        j = i
+        while j < n and "0" <= text[j] <= "9":
+            j += 1
+            if j - i > _MAX_ACK_ID_DIGITS:
+                raise ProtocolError("ack id too long")
+        if j > i:
+            ack_id = int(text[i:j])
+            if ack_id > _MAX_ACK_ID:
+                raise ProtocolError("ack id too large")
+            i = j
+        data = None
+        if i < n:
+            try:
+                data = orjson.loads(text[i:] if i else text)
+            except orjson.JSONDecodeError:
+                raise ProtocolError("invalid JSON payload") from None
+            # Brackets bound the depth from above; walk only when they might not.
+            if text.count("[", i) + text.count("{", i) > self.max_depth:
+                if _depth(data, self.max_depth) > self.max_depth:
+                    raise ProtocolError("JSON nested too deeply")
+        _validate(type_, data, ack_id)
+        return Packet(type_, data, namespace, ack_id), count
+
+
+def _validate(type_: PacketType, data: Any, ack_id: int | None) -> None:
+    # Mirrors "isPayloadValid" of the reference parser, a little stricter:
+    # event names must be strings, acks must carry an id.
+    if type_ is PacketType.EVENT or type_ is PacketType.BINARY_EVENT:
+        if not isinstance(data, list) or not data:
+            raise ProtocolError("EVENT payload must be a non-empty array")
+        name = data[0]
+        if not isinstance(name, str):
+            raise ProtocolError("event name must be a string")
+        if name in RESERVED_EVENTS:
+            raise ProtocolError("reserved event name")
+    elif type_ is PacketType.ACK or type_ is PacketType.BINARY_ACK:
+        if not isinstance(data, list):
+            raise ProtocolError("ACK payload must be an array")
+        if ack_id is None:
+            raise ProtocolError("ACK without an ack id")
+    elif ack_id is not None:
+        raise ProtocolError("ack id on a packet that takes none")
+    elif type_ is PacketType.CONNECT:
+        if data is not None and not isinstance(data, dict):
+            raise ProtocolError("CONNECT payload must be an object")
+    elif type_ is PacketType.DISCONNECT:
+        if data is not None:
+            raise ProtocolError("DISCONNECT takes no payload")
+    elif not isinstance(data, (str, dict)):  # CONNECT_ERROR
+        raise ProtocolError("CONNECT_ERROR payload must be an object or a string")
+
+
+def _depth(data: Any, limit: int) -> int:
+    """Nesting depth of decoded JSON, iteratively; stops once past ``limit``."""
+    deepest = 0
+    stack = [(data, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, (list, dict)):
+            if depth > deepest:
+                deepest = depth
+                if deepest > limit:
+                    break
+            children = value.values() if isinstance(value, dict) else value
+            stack.extend((child, depth + 1) for child in children)
+    return deepest
+
+
+def _rebuild(packet: Packet, buffers: list[bytes]) -> Packet:
+    """Put the attachments back where their placeholders are."""
+    used = [False] * len(buffers)
+
+    def put(value: Any) -> Any:
+        if isinstance(value, list):
+            return [put(v) for v in value]
+        if isinstance(value, dict):
+            if value.get("_placeholder") is True:
+                num = value.get("num")
+                if type(num) is not int or not 0 <= num < len(buffers):
+                    raise ProtocolError("attachment placeholder out of range")
+                used[num] = True
+                return buffers[num]
+            return {k: put(v) for k, v in value.items()}
+        return value
+
+    data = put(packet.data)
+    if not all(used):
+        raise ProtocolError("binary attachment without a placeholder")
+    return Packet(packet.type, data, packet.namespace, packet.id)

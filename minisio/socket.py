@@ -1,0 +1,235 @@
+"""Socket: one client's connection to one namespace, as the handlers see it."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Set
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from . import sio
+from .broadcast import BroadcastOperator, _check_event
+from .errors import AckTimeout, Disconnected
+from .handlers import Handler, ack_args, ack_result
+
+if TYPE_CHECKING:
+    from .connection import Connection
+    from .server import Namespace
+
+__all__ = ["Handshake", "Socket"]
+
+logger = logging.getLogger("minisio")
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+@dataclass(frozen=True, slots=True)
+class Handshake:
+    """What the client sent when it connected (``socket.handshake`` in Node)."""
+
+    headers: dict[str, str]
+    query: dict[str, str]
+    auth: dict[str, Any]
+    address: str
+    time: str
+    issued: int
+    url: str
+    secure: bool = False
+    xdomain: bool = field(default=False)
+
+
+class Socket:
+    """One client in one namespace.
+
+    ``id`` is random and unguessable, distinct from the Engine.IO session id.
+    Emits are plain calls: the frames are queued on the connection at once,
+    in order, and the call returns without waiting.
+    """
+
+    __slots__ = (
+        "_acks",
+        "_conn",
+        "_handlers",
+        "_next_ack",
+        "connected",
+        "data",
+        "handshake",
+        "id",
+        "namespace",
+    )
+
+    def __init__(
+        self, namespace: Namespace, conn: Connection, sid: str, handshake: Handshake
+    ) -> None:
+        self.id = sid
+        self.namespace = namespace
+        self.handshake = handshake
+        self.connected = False
+        self.data: dict[str, Any] = {}  # free for the application, like socket.data in Node
+        self._conn = conn
+        self._handlers: dict[str, Handler] = {}
+        self._acks: dict[int, asyncio.Future[Any]] = {}
+        self._next_ack = 0
+
+    def __repr__(self) -> str:
+        return f"<Socket {self.id} {self.namespace.name}>"
+
+    # -- handlers --------------------------------------------------------
+    def on(self, event: str, handler: F | None = None) -> Any:
+        """Register ``handler`` for ``event``; usable as ``@socket.on("event")``.
+
+        The handler gets the event's arguments. If the client asked for an
+        ack, the handler's return value answers it (a tuple answers with
+        several arguments). ``"disconnect"`` handlers get the reason string;
+        ``"disconnecting"`` handlers run while the socket is still in its rooms.
+        """
+
+        def register(fn: F) -> F:
+            self._handlers[event] = Handler(fn)
+            return fn
+
+        return register if handler is None else register(handler)
+
+    # -- sending ---------------------------------------------------------
+    def emit(self, event: str, *args: Any) -> None:
+        """Send an event to this socket only."""
+        _check_event(event)
+        self._send(sio.Packet(sio.PacketType.EVENT, [event, *args], self.namespace.name))
+
+    async def emit_with_ack(self, event: str, *args: Any, timeout: float | None = None) -> Any:
+        """Send an event and wait for the client's ack.
+
+        Returns ``None``, the single value, or a tuple when the client answers
+        with several values. Raises :class:`AckTimeout` after ``timeout``
+        seconds and :class:`Disconnected` if the socket goes away first.
+        """
+        _check_event(event)
+        if not self.connected:
+            raise Disconnected("socket is disconnected")
+        ack_id = self._next_ack
+        self._next_ack += 1
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._acks[ack_id] = future
+        self._send(
+            sio.Packet(sio.PacketType.EVENT, [event, *args], self.namespace.name, ack_id)
+        )
+        try:
+            async with asyncio.timeout(timeout):
+                return await future
+        except TimeoutError:
+            raise AckTimeout(f"no ack for {event!r} within {timeout}s") from None
+        finally:
+            self._acks.pop(ack_id, None)
+
+    @property
+    def broadcast(self) -> BroadcastOperator:
+        """Everyone in the namespace except this socket."""
+        return BroadcastOperator(self.namespace, frozenset(), frozenset((self.id,)))
+
+    def to(self, *rooms: str) -> BroadcastOperator:
+        """The sockets in ``rooms``, except this one (as ``socket.to()`` in Node)."""
+        return BroadcastOperator(self.namespace, frozenset(rooms), frozenset((self.id,)))
+
+    in_ = to
+
+    def except_(self, *rooms: str) -> BroadcastOperator:
+        """Everyone but this socket and the sockets in ``rooms``."""
+        return BroadcastOperator(self.namespace, frozenset(), frozenset((self.id, *rooms)))
+
+    # -- rooms -----------------------------------------------------------
+    @property
+    def rooms(self) -> Set[str]:
+        """The rooms this socket is in, its own id included."""
+        return frozenset(self.namespace.adapter.rooms_of(self.id))
+
+    def join(self, *rooms: str) -> None:
+        for room in rooms:
+            if not isinstance(room, str):
+                raise TypeError("room names are str")
+        if self.connected:
+            self.namespace.adapter.join(self.id, rooms)
+
+    def leave(self, room: str) -> None:
+        self.namespace.adapter.leave(self.id, room)
+
+    # -- disconnecting ---------------------------------------------------
+    def disconnect(self, close: bool = False) -> None:
+        """Disconnect from this namespace; ``close=True`` also closes the connection.
+
+        The client gets ``DISCONNECT`` and its ``disconnect`` reason is
+        "io server disconnect"; it does not reconnect by itself.
+        """
+        if close:
+            self._conn.kick()
+        elif self.connected:
+            self._send(sio.Packet(sio.PacketType.DISCONNECT, None, self.namespace.name))
+            self._conn.forget(self)
+            self._onclose("server namespace disconnect")
+
+    # -- called by the connection ----------------------------------------
+    def _send(self, packet: sio.Packet) -> None:
+        self._conn.send(sio.encode(packet))
+
+    def _on_event(self, data: list[Any], ack_id: int | None) -> None:
+        handler = self._handlers.get(data[0])
+        if handler is None:
+            return
+        args = handler.fit(data[1:])
+        if handler.is_async:
+            self._conn.spawn(self._run_async(handler, data[0], args, ack_id))
+            return
+        try:
+            result = handler.fn(*args)
+        except Exception:
+            logger.exception("handler for %r failed (socket %s)", data[0], self.id)
+            return
+        if ack_id is not None:
+            self._ack(ack_id, result)
+
+    async def _run_async(
+        self, handler: Handler, event: str, args: list[Any], ack_id: int | None
+    ) -> None:
+        try:
+            result = await handler.fn(*args)
+        except Exception:
+            logger.exception("handler for %r failed (socket %s)", event, self.id)
+            return
+        if ack_id is not None:
+            self._ack(ack_id, result)
+
+    def _ack(self, ack_id: int, result: Any) -> None:
+        if self.connected:
+            packet = sio.Packet(sio.PacketType.ACK, ack_args(result), self.namespace.name, ack_id)
+            self._send(packet)
+
+    def _on_ack(self, ack_id: int, data: list[Any]) -> None:
+        future = self._acks.pop(ack_id, None)
+        if future is not None and not future.done():
+            future.set_result(ack_result(data))
+
+    def _call(self, event: str, *args: Any) -> None:
+        """Run a lifecycle handler ("disconnect", "disconnecting")."""
+        handler = self._handlers.get(event)
+        if handler is None:
+            return
+        fitted = handler.fit(list(args))
+        if handler.is_async:
+            self._conn.spawn(self._run_async(handler, event, fitted, None))
+            return
+        try:
+            handler.fn(*fitted)
+        except Exception:
+            logger.exception("handler for %r failed (socket %s)", event, self.id)
+
+    def _onclose(self, reason: str) -> None:
+        if not self.connected:
+            return
+        self._call("disconnecting", reason)
+        self.connected = False
+        self.namespace._remove(self)
+        for future in self._acks.values():
+            if not future.done():
+                future.set_exception(Disconnected(reason))
+        self._acks.clear()
+        self._call("disconnect", reason)

@@ -1,0 +1,96 @@
+"""Shared test harness: real servers on 127.0.0.1, port 0, and a raw client.
+
+Timeouts are multiples of ``UNIT`` seconds; CI on a loaded machine can scale
+them with MINISIO_TEST_UNIT.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import pytest
+from websockets.asyncio.client import ClientConnection, connect
+
+import minisio
+
+UNIT = float(os.environ.get("MINISIO_TEST_UNIT", "1.0"))
+
+SID = r"[A-Za-z0-9_-]{20}"
+
+
+@asynccontextmanager
+async def running(io: minisio.Server) -> AsyncIterator[str]:
+    """Serve ``io`` on an ephemeral port; yield ``host:port``."""
+    async with io.serve("127.0.0.1", 0) as server:
+        port = server.sockets[0].getsockname()[1]
+        yield f"127.0.0.1:{port}"
+
+
+class RawClient:
+    """A WebSocket client that speaks Engine.IO/Socket.IO frame by frame."""
+
+    def __init__(self, ws: ClientConnection) -> None:
+        self.ws = ws
+        self.open: str = ""
+
+    async def send(self, frame: str | bytes) -> None:
+        await self.ws.send(frame)
+
+    async def recv(self, timeout: float = 2) -> str | bytes:
+        """The next frame, answering pings on the way unless told otherwise."""
+        return await asyncio.wait_for(self.ws.recv(), timeout * UNIT)
+
+    async def expect(self, expected: str | bytes, timeout: float = 2) -> None:
+        frame = await self.recv(timeout)
+        assert frame == expected
+
+    async def expect_match(self, pattern: str, timeout: float = 2) -> re.Match[str]:
+        frame = await self.recv(timeout)
+        assert isinstance(frame, str), frame
+        match = re.fullmatch(pattern, frame)
+        assert match, f"{frame!r} does not match {pattern!r}"
+        return match
+
+    async def expect_nothing(self, within: float = 0.2) -> None:
+        try:
+            frame = await asyncio.wait_for(self.ws.recv(), within * UNIT)
+        except TimeoutError:
+            return
+        raise AssertionError(f"unexpected frame {frame!r}")
+
+    async def join(self, namespace: str = "/", auth: str = "") -> str:
+        """Send CONNECT for ``namespace``; return the socket id from the reply."""
+        prefix = "" if namespace == "/" else f"{namespace},"
+        await self.send(f"40{prefix}{auth}")
+        match = await self.expect_match(rf'40{re.escape(prefix)}\{{"sid":"({SID})"\}}')
+        return match.group(1)
+
+    async def closed(self, timeout: float = 2) -> int | None:
+        """Wait for the server to close; return the close code."""
+        await asyncio.wait_for(self.ws.wait_closed(), timeout * UNIT)
+        return self.ws.close_code
+
+
+@asynccontextmanager
+async def raw_client(
+    address: str, *, query: str = "EIO=4&transport=websocket", path: str = "/socket.io/", **kw: Any
+) -> AsyncIterator[RawClient]:
+    """A connected raw client whose open packet was received and checked."""
+    async with connect(f"ws://{address}{path}?{query}", **kw) as ws:
+        client = RawClient(ws)
+        client.open = str(await client.recv())
+        assert client.open.startswith('0{"sid":"'), client.open
+        yield client
+
+
+@pytest.fixture
+def unit() -> float:
+    return UNIT
+
+
+Setup = Callable[[minisio.Server], None]
