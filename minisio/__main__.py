@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import importlib
 import logging
 from pathlib import Path
 from typing import Any
@@ -90,9 +91,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--log-level", default="INFO")
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(message)s")
+    logging.getLogger("websockets").setLevel(logging.WARNING)
     with contextlib.suppress(ImportError):
-        import uvloop  # the optional "speed" extra
-
+        uvloop = importlib.import_module("uvloop")  # the optional "speed" extra
         asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
     io = create_app(static_dir=args.static, trace=args.trace)
     print(f"minisio chat on http://{args.host}:{args.port}/", flush=True)

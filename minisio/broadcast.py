@@ -56,9 +56,7 @@ class BroadcastOperator:
     def emit(self, event: str, *args: Any) -> None:
         """Send an event to every selected socket; encoded once, written to each."""
         _check_event(event)
-        frames = sio.encode(
-            sio.Packet(sio.PacketType.EVENT, [event, *args], self.namespace.name)
-        )
+        frames = sio.encode(sio.Packet(sio.PacketType.EVENT, [event, *args], self.namespace.name))
         send_many([s._conn for s in self.sockets], frames)
 
     def disconnect(self, close: bool = False) -> None:

@@ -229,9 +229,7 @@ class Connection:
             self.send_packet(sio.PacketType.CONNECT_ERROR, {"message": "Invalid namespace"}, name)
             return
         if len(self.sockets) + len(self.pending) >= server.max_namespaces:
-            self.send_packet(
-                sio.PacketType.CONNECT_ERROR, {"message": "Too many namespaces"}, name
-            )
+            self.send_packet(sio.PacketType.CONNECT_ERROR, {"message": "Too many namespaces"}, name)
             return
         from .socket import Socket
 

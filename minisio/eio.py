@@ -94,9 +94,7 @@ def text_frame(type: PacketType, data: bytes = b"") -> bytes:
 _PREFIX = {t: str(int(t)).encode() for t in PacketType}
 
 
-def open_payload(
-    sid: str, ping_interval_ms: int, ping_timeout_ms: int, max_payload: int
-) -> bytes:
+def open_payload(sid: str, ping_interval_ms: int, ping_timeout_ms: int, max_payload: int) -> bytes:
     """The JSON data of the ``open`` packet ("Protocol / Handshake").
 
     ``upgrades`` is empty: minisio speaks WebSocket only, so there is nothing

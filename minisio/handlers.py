@@ -24,11 +24,7 @@ class Handler:
         self.fn = fn
         self.is_async = inspect.iscoroutinefunction(fn)
         params = inspect.signature(fn).parameters.values()
-        positional = [
-            p
-            for p in params
-            if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
-        ]
+        positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
         for p in params:
             if p.kind is p.KEYWORD_ONLY and p.default is p.empty:
                 raise TypeError(f"handler {fn!r} has a required keyword-only argument")

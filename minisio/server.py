@@ -9,7 +9,7 @@ import logging
 import os
 from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, overload
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import orjson
@@ -79,6 +79,10 @@ class Namespace:
     def __repr__(self) -> str:
         return f"<Namespace {self.name}>"
 
+    @overload
+    def on(self, event: str) -> Callable[[F], F]: ...
+    @overload
+    def on(self, event: str, handler: F) -> F: ...
     def on(self, event: str, handler: F | None = None) -> Any:
         """Register a ``connection`` handler: ``fn(socket)``; usable as a decorator."""
         if event not in ("connection", "connect"):
@@ -240,8 +244,14 @@ class Server:
             nsp = self._namespaces[name] = Namespace(self, name)
         return nsp
 
+    @overload
+    def on(self, event: str) -> Callable[[F], F]: ...
+    @overload
+    def on(self, event: str, handler: F) -> F: ...
     def on(self, event: str, handler: F | None = None) -> Any:
         """``connection`` handler of the main namespace."""
+        if handler is None:
+            return self.main.on(event)
         return self.main.on(event, handler)
 
     def use(self, middleware: F) -> F:

@@ -222,9 +222,11 @@ class Decoder:
             except orjson.JSONDecodeError:
                 raise ProtocolError("invalid JSON payload") from None
             # Brackets bound the depth from above; walk only when they might not.
-            if text.count("[", i) + text.count("{", i) > self.max_depth:
-                if _depth(data, self.max_depth) > self.max_depth:
-                    raise ProtocolError("JSON nested too deeply")
+            if (
+                text.count("[", i) + text.count("{", i) > self.max_depth
+                and _depth(data, self.max_depth) > self.max_depth
+            ):
+                raise ProtocolError("JSON nested too deeply")
         _validate(type_, data, ack_id)
         return Packet(type_, data, namespace, ack_id), count
 

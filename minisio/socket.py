@@ -6,7 +6,7 @@ import asyncio
 import logging
 from collections.abc import Callable, Set
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from . import sio
 from .broadcast import BroadcastOperator, _check_event
@@ -76,6 +76,10 @@ class Socket:
         return f"<Socket {self.id} {self.namespace.name}>"
 
     # -- handlers --------------------------------------------------------
+    @overload
+    def on(self, event: str) -> Callable[[F], F]: ...
+    @overload
+    def on(self, event: str, handler: F) -> F: ...
     def on(self, event: str, handler: F | None = None) -> Any:
         """Register ``handler`` for ``event``; usable as ``@socket.on("event")``.
 
@@ -111,9 +115,7 @@ class Socket:
         self._next_ack += 1
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._acks[ack_id] = future
-        self._send(
-            sio.Packet(sio.PacketType.EVENT, [event, *args], self.namespace.name, ack_id)
-        )
+        self._send(sio.Packet(sio.PacketType.EVENT, [event, *args], self.namespace.name, ack_id))
         try:
             async with asyncio.timeout(timeout):
                 return await future
