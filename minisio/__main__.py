@@ -96,8 +96,15 @@ def main(argv: list[str] | None = None) -> None:
         uvloop = importlib.import_module("uvloop")  # the optional "speed" extra
         asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
     io = create_app(static_dir=args.static, trace=args.trace)
-    print(f"minisio chat on http://{args.host}:{args.port}/", flush=True)
-    io.run(args.host, args.port)
+
+    async def serve() -> None:
+        async with io.serve(args.host, args.port) as server:
+            port = server.sockets[0].getsockname()[1]  # the real one when --port 0
+            print(f"minisio chat on http://{args.host}:{port}/", flush=True)
+            await asyncio.Future()
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(serve())
 
 
 if __name__ == "__main__":
