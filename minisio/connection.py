@@ -66,7 +66,9 @@ class Connection:
         self.ws = ws
         self.sid = new_id()
         self.decoder = sio.Decoder(
-            max_attachments=server.max_attachments, max_depth=server.max_depth
+            max_attachments=server.max_attachments,
+            max_depth=server.max_depth,
+            max_attachment_bytes=server.max_payload,
         )
         self.sockets: dict[str, Socket] = {}  # namespace name -> socket
         self.pending: set[str] = set()  # namespaces whose middleware is running

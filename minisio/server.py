@@ -35,6 +35,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 # Engine.IO's handshake errors (packages/engine.io/lib/server.ts, Server.errors).
 _UNKNOWN_TRANSPORT = (0, "Transport unknown")
 _UNKNOWN_SID = (1, "Session ID unknown")
+_BAD_HANDSHAKE_METHOD = (2, "Bad handshake method")
 _BAD_REQUEST = (3, "Bad request")
 _FORBIDDEN = (4, "Forbidden")
 _UNSUPPORTED_VERSION = (5, "Unsupported protocol version")
@@ -293,7 +294,7 @@ class Server:
             ping_interval=None,
             ping_timeout=None,
             max_size=self.max_payload,
-            max_queue=16,
+            max_queue=8,
             close_timeout=5,
             server_header=None,
         ) as server:
@@ -325,14 +326,25 @@ class Server:
     # -- HTTP --------------------------------------------------------------
     def _process_request(self, ws: ServerConnection, request: Request) -> Response | None:
         url = urlsplit(request.path)
+        if url.path.startswith(self.path) and url.path[len(self.path) :] == "":
+            if request.method != "GET":
+                return _engine_error(400, _BAD_HANDSHAKE_METHOD)
+            return self._check_handshake(request, url.query)
+        if request.method not in ("GET", "HEAD"):
+            response = _text(405, "Method Not Allowed\n")
+            response.headers["Allow"] = "GET, HEAD"
+            return response
         if url.path.startswith(self.path):
             rest = url.path[len(self.path) :]
-            if rest == "":
-                return self._check_handshake(request, url.query)
             if self.serve_client and rest in _CLIENT_FILES:
-                return self._client_file(rest)
-            return _text(404, "Not Found\n")
-        return self._static(url.path)
+                response = self._client_file(rest)
+            else:
+                response = _text(404, "Not Found\n")
+        else:
+            response = self._static(url.path)
+        if request.method == "HEAD":  # same headers, no body
+            response = Response(response.status_code, response.reason_phrase, response.headers)
+        return response
 
     def _check_handshake(self, request: Request, query: str) -> Response | None:
         params = {k: v[0] for k, v in parse_qs(query).items()}

@@ -141,11 +141,29 @@ class Decoder:
     still waits for its attachments.
     """
 
-    __slots__ = ("_buffers", "_expected", "_pending", "max_attachments", "max_depth")
+    __slots__ = (
+        "_buffered",
+        "_buffers",
+        "_expected",
+        "_pending",
+        "max_attachment_bytes",
+        "max_attachments",
+        "max_depth",
+    )
 
-    def __init__(self, *, max_attachments: int = 10, max_depth: int = 32) -> None:
+    def __init__(
+        self,
+        *,
+        max_attachments: int = 10,
+        max_depth: int = 32,
+        max_attachment_bytes: int = 1_000_000,
+    ) -> None:
         self.max_attachments = max_attachments
         self.max_depth = max_depth
+        # All attachments of one packet together: without it a peer could park
+        # max_attachments full-size frames in memory per connection.
+        self.max_attachment_bytes = max_attachment_bytes
+        self._buffered = 0
         self._pending: Packet | None = None
         self._buffers: list[bytes] = []
         self._expected = 0
@@ -165,10 +183,14 @@ class Decoder:
                 return packet if packet.type not in _BINARY else _rebuild(packet, [])
             self._pending = packet
             self._buffers = []
+            self._buffered = 0
             self._expected = count
             return None
         if self._pending is None:
             raise ProtocolError("unexpected binary frame")
+        self._buffered += len(frame)
+        if self._buffered > self.max_attachment_bytes:
+            raise ProtocolError("binary attachments too large")
         self._buffers.append(frame)
         if len(self._buffers) < self._expected:
             return None
