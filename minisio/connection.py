@@ -57,6 +57,7 @@ class Connection:
         "server",
         "sid",
         "sockets",
+        "started",
         "trace",
         "ws",
     )
@@ -65,6 +66,7 @@ class Connection:
         self.server = server
         self.ws = ws
         self.sid = new_id()
+        self.started = time.time()
         self.decoder = sio.Decoder(
             max_attachments=server.max_attachments,
             max_depth=server.max_depth,
@@ -170,7 +172,7 @@ class Connection:
 
     def _pong(self) -> None:
         if self._pong_timer is None:
-            raise ProtocolError("pong without a ping")
+            return  # unsolicited: harmless, as in the reference server
         self._pong_timer.cancel()
         self._pong_timer = None
         loop = asyncio.get_running_loop()
@@ -235,7 +237,7 @@ class Connection:
             return
         from .socket import Socket
 
-        socket = Socket(nsp, self, new_id(), self._handshake(auth or {}))
+        socket = Socket(nsp, self, new_id(), auth or {})
         if nsp._async_middleware:
             self.pending.add(name)
             self.spawn(self._connect_async(nsp, socket))
@@ -289,7 +291,7 @@ class Connection:
         if self.sockets.get(socket.namespace.name) is socket:
             del self.sockets[socket.namespace.name]
 
-    def _handshake(self, auth: dict[str, Any]) -> Handshake:
+    def handshake(self, auth: dict[str, Any]) -> Handshake:
         from .socket import Handshake
 
         request = self.ws.request
@@ -297,7 +299,7 @@ class Connection:
         url = request.path
         headers = {k.lower(): v for k, v in request.headers.raw_items()}
         peer = self.ws.remote_address
-        now = time.time()
+        now = self.started
         return Handshake(
             headers=headers,
             query=dict(parse_qsl(urlsplit(url).query)),

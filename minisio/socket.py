@@ -49,22 +49,24 @@ class Socket:
 
     __slots__ = (
         "_acks",
+        "_auth",
         "_conn",
         "_handlers",
+        "_handshake",
         "_next_ack",
         "connected",
         "data",
-        "handshake",
         "id",
         "namespace",
     )
 
     def __init__(
-        self, namespace: Namespace, conn: Connection, sid: str, handshake: Handshake
+        self, namespace: Namespace, conn: Connection, sid: str, auth: dict[str, Any]
     ) -> None:
         self.id = sid
         self.namespace = namespace
-        self.handshake = handshake
+        self._auth = auth
+        self._handshake: Handshake | None = None
         self.connected = False
         self.data: dict[str, Any] = {}  # free for the application, like socket.data in Node
         self._conn = conn
@@ -74,6 +76,17 @@ class Socket:
 
     def __repr__(self) -> str:
         return f"<Socket {self.id} {self.namespace.name}>"
+
+    @property
+    def handshake(self) -> Handshake:
+        """Headers, query, auth payload, address and time of the connection.
+
+        Built on first use from the HTTP request websockets keeps anyway, so
+        an idle socket does not pay for a copy of its headers.
+        """
+        if self._handshake is None:
+            self._handshake = self._conn.handshake(self._auth)
+        return self._handshake
 
     # -- handlers --------------------------------------------------------
     @overload
