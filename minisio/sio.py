@@ -226,6 +226,13 @@ class Decoder:
                 namespace, i = text[i:], n
             else:
                 namespace, i = text[i:comma], comma + 1
+            if not namespace.isascii():
+                # JSON gets this check from orjson; the namespace must get it
+                # here, or encoding the reply to it fails.
+                try:
+                    namespace.encode()
+                except UnicodeEncodeError:
+                    raise ProtocolError("namespace is not valid UTF-8") from None
         ack_id = None
         j = i
         while j < n and "0" <= text[j] <= "9":
@@ -243,6 +250,9 @@ class Decoder:
                 data = orjson.loads(text[i:] if i else text)
             except orjson.JSONDecodeError:
                 raise ProtocolError("invalid JSON payload") from None
+            if data is None:
+                # "null" is a payload too, and no packet type takes it ("isPayloadValid").
+                raise ProtocolError("null payload")
             # Brackets bound the depth from above; walk only when they might not.
             if (
                 text.count("[", i) + text.count("{", i) > self.max_depth
