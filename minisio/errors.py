@@ -39,11 +39,12 @@ class ProtocolError(MinisioError):
 
 
 class ConnectionRefused(MinisioError):
-    """Refuse a namespace connection from a middleware or ``connection`` handler.
+    """Refuse a namespace connection: raise it in a middleware (``use()``).
 
     The client receives ``CONNECT_ERROR`` with ``{"message": message}`` and,
     when ``data`` is given, ``"data": data`` as well (as ``err.data`` does in
-    the Node server).
+    the Node server). A ``connection`` handler runs after the CONNECT reply
+    went out, too late to refuse: there it is logged like any other error.
     """
 
     def __init__(self, message: str = "not authorized", data: Any = None) -> None:

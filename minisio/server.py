@@ -127,7 +127,9 @@ class Namespace:
     # -- called by connections --------------------------------------------
     def _add(self, socket: Socket) -> None:
         self.sockets[socket.id] = socket
-        self.adapter.join(socket.id, (socket.id,))
+        rooms = (socket.id, *(socket._early_rooms or ()))
+        socket._early_rooms = None
+        self.adapter.join(socket.id, rooms)
 
     def _remove(self, socket: Socket) -> None:
         self.sockets.pop(socket.id, None)
@@ -354,6 +356,9 @@ class Server:
             return _engine_error(400, _UNKNOWN_TRANSPORT)
         if "sid" in params:
             return _engine_error(400, _UNKNOWN_SID)
+        if any(len(request.headers.get_all(name)) > 1 for name in ("Upgrade", "Origin", "Host")):
+            # Ambiguous, and Headers.get() would raise: refuse instead of answering 500.
+            return _engine_error(400, _BAD_REQUEST)
         if request.headers.get("Upgrade", "").lower() != "websocket":
             return _engine_error(400, _BAD_REQUEST)
         if not self._origin_allowed(request.headers):

@@ -51,6 +51,7 @@ class Socket:
         "_acks",
         "_auth",
         "_conn",
+        "_early_rooms",
         "_handlers",
         "_handshake",
         "_next_ack",
@@ -70,6 +71,8 @@ class Socket:
         self.connected = False
         self.data: dict[str, Any] = {}  # free for the application, like socket.data in Node
         self._conn = conn
+        # Rooms joined by middleware, before the socket is in the adapter; None once accepted.
+        self._early_rooms: set[str] | None = set()
         self._handlers: dict[str, Handler] = {}
         self._acks: dict[int, asyncio.Future[Any]] = {}
         self._next_ack = 0
@@ -155,7 +158,9 @@ class Socket:
     # -- rooms -----------------------------------------------------------
     @property
     def rooms(self) -> Set[str]:
-        """The rooms this socket is in, its own id included."""
+        """The rooms this socket is in, its own id included (not yet in middleware)."""
+        if self._early_rooms is not None:
+            return frozenset(self._early_rooms)
         return frozenset(self.namespace.adapter.rooms_of(self.id))
 
     def join(self, *rooms: str) -> None:
@@ -164,8 +169,12 @@ class Socket:
                 raise TypeError("room names are str")
         if self.connected:
             self.namespace.adapter.join(self.id, rooms)
+        elif self._early_rooms is not None:  # in middleware: joined when accepted, as in Node
+            self._early_rooms.update(rooms)
 
     def leave(self, room: str) -> None:
+        if self._early_rooms:
+            self._early_rooms.discard(room)
         self.namespace.adapter.leave(self.id, room)
 
     # -- disconnecting ---------------------------------------------------
@@ -173,11 +182,14 @@ class Socket:
         """Disconnect from this namespace; ``close=True`` also closes the connection.
 
         The client gets ``DISCONNECT`` and its ``disconnect`` reason is
-        "io server disconnect"; it does not reconnect by itself.
+        "io server disconnect"; it does not reconnect by itself. A socket that
+        already left does nothing, not even with ``close=True`` (as in Node).
         """
+        if not self.connected:
+            return
         if close:
             self._conn.kick()
-        elif self.connected:
+        else:
             self._send(sio.Packet(sio.PacketType.DISCONNECT, None, self.namespace.name))
             self._conn.forget(self)
             self._onclose("server namespace disconnect")

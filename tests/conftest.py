@@ -7,6 +7,7 @@ them with MINISIO_TEST_UNIT.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import re
 from collections.abc import AsyncIterator, Callable
@@ -42,7 +43,7 @@ class RawClient:
         await self.ws.send(frame)
 
     async def recv(self, timeout: float = 2) -> str | bytes:
-        """The next frame, answering pings on the way unless told otherwise."""
+        """The next frame (pings included: a test answers them itself)."""
         return await asyncio.wait_for(self.ws.recv(), timeout * UNIT)
 
     async def expect(self, expected: str | bytes, timeout: float = 2) -> None:
@@ -94,3 +95,39 @@ def unit() -> float:
 
 
 Setup = Callable[[minisio.Server], None]
+
+
+@asynccontextmanager
+async def joined_clients(
+    address: str, n: int, namespace: str = "/"
+) -> AsyncIterator[list[tuple[RawClient, str]]]:
+    """``n`` raw clients, each joined to ``namespace``: ``[(client, socket id), ...]``."""
+    async with contextlib.AsyncExitStack() as stack:
+        pairs = []
+        for _ in range(n):
+            client = await stack.enter_async_context(raw_client(address))
+            pairs.append((client, await client.join(namespace)))
+        yield pairs
+
+
+async def http_get(
+    address: str, target: str, headers: tuple[tuple[str, str], ...] = ()
+) -> tuple[int, dict[str, str], bytes]:
+    """One plain HTTP/1.1 GET with ``target`` sent verbatim: (status, headers, body).
+
+    Header names come back lowercased. No client library in between, so
+    hostile targets such as ``/../x`` reach the server unchanged.
+    """
+    host, port = address.rsplit(":", 1)
+    reader, writer = await asyncio.open_connection(host, int(port))
+    try:
+        lines = [f"GET {target} HTTP/1.1", f"Host: {address}", "Connection: close"]
+        lines += [f"{name}: {value}" for name, value in headers]
+        writer.write(("\r\n".join(lines) + "\r\n\r\n").encode())
+        raw = await asyncio.wait_for(reader.read(), 2 * UNIT)
+    finally:
+        writer.close()
+    head, _, body = raw.partition(b"\r\n\r\n")
+    status_line, *header_lines = head.decode("latin-1").split("\r\n")
+    fields = dict(line.split(": ", 1) for line in header_lines)
+    return int(status_line.split(" ")[1]), {k.lower(): v for k, v in fields.items()}, body
