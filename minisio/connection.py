@@ -24,7 +24,7 @@ from websockets.protocol import OPEN
 
 from . import eio, sio
 from .errors import ConnectionRefused, ProtocolError
-from .trace import trace_frame
+from .trace import trace_in, trace_out
 
 if TYPE_CHECKING:
     from .server import Namespace, Server
@@ -99,6 +99,9 @@ class Connection:
         try:
             async for frame in self.ws:
                 if self.closed:
+                    # Drop what the peer still sends, but keep reading until the
+                    # close completes: with its queue full, websockets would stop
+                    # reading and the peer's close frame would wait for close_timeout.
                     break
                 try:
                     self._on_frame(frame)
@@ -112,7 +115,7 @@ class Connection:
                     await asyncio.wait(self._tasks, return_when=asyncio.FIRST_COMPLETED)
         except ConnectionClosed as exc:
             sent = self.ws.protocol.close_sent
-            if sent is not None and sent.code in (1002, 1007, 1009):
+            if not self.closed and sent is not None and sent.code in (1002, 1007, 1009):
                 reason = "transport error"  # websockets failed the connection
                 logger.info("closing %s: %s", self.sid, exc)
         finally:
@@ -187,7 +190,7 @@ class Connection:
     # -- receiving -------------------------------------------------------
     def _on_frame(self, frame: str | bytes) -> None:
         if self.trace:
-            trace_frame(self.sid, "<", frame)
+            trace_in(self.sid, frame)
         packet = eio.decode(frame)
         kind = packet.type
         if kind is eio.PacketType.MESSAGE:
@@ -327,7 +330,7 @@ class Connection:
         if ws.protocol.state is not OPEN or self.closed:
             return
         if self.trace:
-            trace_frame(self.sid, ">", text, text=True)
+            trace_out(self.sid, text, text=True)
         ws.protocol.send_text(text)
         ws.send_data()
 
@@ -353,9 +356,9 @@ def send_many(conns: Iterable[Connection], frames: list[bytes]) -> None:
         if protocol.state is not OPEN or conn.closed:
             continue
         if conn.trace:
-            trace_frame(conn.sid, ">", text, text=True)
+            trace_out(conn.sid, text, text=True)
             for attachment in attachments:
-                trace_frame(conn.sid, ">", attachment)
+                trace_out(conn.sid, attachment, text=False)
         protocol.send_text(text)
         for attachment in attachments:
             protocol.send_binary(attachment)
