@@ -102,14 +102,14 @@ class Connection:
                     # Drop what the peer still sends, but keep reading until the
                     # close completes: with its queue full, websockets would stop
                     # reading and the peer's close frame would wait for close_timeout.
-                    break
+                    continue
                 try:
                     self._on_frame(frame)
                 except ProtocolError as exc:
                     # One boundary for peer faults: log the problem, not the payload.
                     logger.info("closing %s: %s", self.sid, exc)
                     self.close("parse error", code=1002)
-                    break
+                    continue
                 if len(self._tasks) >= server.max_pending_handlers:
                     # Back-pressure: stop reading until a running handler finishes.
                     await asyncio.wait(self._tasks, return_when=asyncio.FIRST_COMPLETED)
