@@ -1,0 +1,597 @@
+"""Benchmark minisio against a raw websockets server, python-socketio and the Node server.
+
+``make bench`` runs this file. See BENCHMARKS.md for the method. Progress goes
+to stderr, the markdown tables to stdout, everything measured to
+``benchmarks/results/latest.json``.
+
+Every end-to-end measurement starts a fresh server process, pinned to one
+core, and a load generator process (``loadgen.py``) pinned to another. The
+servers are run in a rotating order inside each repetition; the ratios
+(minisio / other) are taken within one repetition and their median reported.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib.util
+import json
+import os
+import platform
+import resource
+import select
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+RESULTS = HERE / "results"
+PY = sys.executable
+
+SERVERS = ("minisio", "raw", "psio", "node")
+LABELS = {
+    "minisio": "minisio",
+    "raw": "raw websockets",
+    "psio": "python-socketio (aiohttp)",
+    "node": "socket.io (Node)",
+}
+
+
+# -- scenarios ------------------------------------------------------------------
+class Scenario:
+    def __init__(self, name: str, kind: str, clients: int, metric: str, unit: str) -> None:
+        self.name, self.kind, self.clients, self.metric, self.unit = (
+            name,
+            kind,
+            clients,
+            metric,
+            unit,
+        )
+
+
+SCENARIOS = {
+    s.name: s
+    for s in (
+        Scenario("echo-1", "echo", 1, "messages_per_s", "msg/s"),
+        Scenario("echo-50", "echo", 50, "messages_per_s", "msg/s"),
+        Scenario("fan-100", "fan", 100, "deliveries_per_s", "deliveries/s"),
+        Scenario("fan-1000", "fan", 1000, "deliveries_per_s", "deliveries/s"),
+        Scenario("idle-2000", "idle", 2000, "rss_per_conn_kb", "KB/conn"),
+    )
+}
+
+#: (label, scenario, metric, other server or None for an absolute value, wanted ratio/limit)
+TARGETS: list[tuple[str, str, str, str | None, float]] = [
+    ("echo 50 clients: minisio >= 0.90x raw", "echo-50", "messages_per_s", "raw", 0.90),
+    ("echo 50 clients: minisio >= 4x python-socketio", "echo-50", "messages_per_s", "psio", 4.0),
+    ("fan-out 1000: minisio >= 0.95x raw", "fan-1000", "deliveries_per_s", "raw", 0.95),
+    ("fan-out 1000: minisio >= 1.0x Node", "fan-1000", "deliveries_per_s", "node", 1.0),
+    ("RSS per idle connection <= 16 KB", "idle-2000", "rss_per_conn_kb", None, 16.0),
+]
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+# -- environment ----------------------------------------------------------------
+def ensure_python_socketio(install: bool) -> str | None:
+    """None when python-socketio and aiohttp import; else why they are skipped."""
+
+    def missing() -> list[str]:
+        return [m for m in ("socketio", "aiohttp") if importlib.util.find_spec(m) is None]
+
+    if not missing():
+        return None
+    if not install:
+        return f"not installed ({', '.join(missing())}) and --no-install given"
+    log("installing python-socketio and aiohttp into the venv (pip) ...")
+    try:
+        subprocess.run(
+            [PY, "-m", "pip", "install", "-q", "python-socketio", "aiohttp"],
+            check=True,
+            timeout=300,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+    except (subprocess.SubprocessError, OSError) as exc:
+        return f"pip install failed: {exc}"
+    importlib.invalidate_caches()
+    return None if not missing() else f"still missing after pip install: {missing()}"
+
+
+def node_reason() -> str | None:
+    if shutil.which("node") is None:
+        return "node is not on PATH"
+    if not (REPO / "node_modules" / "socket.io" / "package.json").is_file():
+        return "node_modules/socket.io is missing (run npm ci)"
+    return None
+
+
+def machine() -> dict[str, Any]:
+    cpu = "unknown"
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    info: dict[str, Any] = {
+        "nproc": os.cpu_count(),
+        "usable_cores": sorted(os.sched_getaffinity(0)),
+        "cpu": cpu,
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "load_average": os.getloadavg(),
+    }
+    if shutil.which("node"):
+        info["node"] = subprocess.run(
+            ["node", "--version"], capture_output=True, text=True, timeout=10
+        ).stdout.strip()
+    for dist in ("websockets", "orjson", "python-socketio", "aiohttp", "uvloop"):
+        with contextlib.suppress(Exception):
+            from importlib.metadata import version
+
+            info[dist] = version(dist)
+    with contextlib.suppress(Exception):
+        pkg = json.loads((REPO / "node_modules" / "socket.io" / "package.json").read_text())
+        info["socket.io"] = pkg["version"]
+    return info
+
+
+def pinning() -> tuple[set[int] | None, set[int] | None]:
+    """Server core, load generator core: different ones when there are two."""
+    cores = sorted(os.sched_getaffinity(0))
+    if len(cores) < 2:
+        return None, None
+    return {cores[0]}, {cores[1]}
+
+
+def pinned(cores: set[int] | None) -> Callable[[], None] | None:
+    if cores is None:
+        return None
+
+    def pin() -> None:
+        os.sched_setaffinity(0, cores)
+
+    return pin
+
+
+# -- one measurement ------------------------------------------------------------
+class ServerProcess:
+    """A fresh server: started, its port read from its first ``PORT n`` line, stopped."""
+
+    def __init__(self, server: str, args: argparse.Namespace, cores: set[int] | None) -> None:
+        if server == "node":
+            cmd = ["node", str(HERE / "servers" / "node_server.mjs")]
+        else:
+            script = {"minisio": "minisio_server", "raw": "raw_ws_server", "psio": "psio_server"}
+            cmd = [PY, str(HERE / "servers" / f"{script[server]}.py")]
+            if args.uvloop:
+                cmd.append("--uvloop")
+            if args.server_profile:
+                cmd += ["--profile", args.server_profile]
+        self.log_path = RESULTS / "logs" / f"{server}.log"
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        self.log_file = self.log_path.open("w")
+        self.proc = subprocess.Popen(
+            cmd,
+            cwd=REPO,
+            stdout=subprocess.PIPE,
+            stderr=self.log_file,
+            preexec_fn=pinned(cores),
+        )
+        self.port = self._read_port(timeout=20)
+
+    def _read_port(self, timeout: float) -> int:
+        assert self.proc.stdout is not None
+        deadline = time.monotonic() + timeout
+        line = b""
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([self.proc.stdout], [], [], 0.2)
+            if ready:
+                line = self.proc.stdout.readline()
+                if line.startswith(b"PORT "):
+                    return int(line.split()[1])
+                if not line:
+                    break
+            if self.proc.poll() is not None:
+                break
+        self.stop()
+        raise RuntimeError(f"server did not start, see {self.log_path}")
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        self.log_file.close()
+
+
+def loadgen(
+    scenario: Scenario,
+    port: int,
+    server_pid: int,
+    args: argparse.Namespace,
+    cores: set[int] | None,
+) -> dict[str, Any]:
+    clients = scenario.clients
+    if scenario.kind == "idle" and args.idle_clients:
+        clients = args.idle_clients
+    timeout = 30 + args.duration + args.warmup
+    cmd = [
+        PY,
+        str(HERE / "loadgen.py"),
+        scenario.kind,
+        "--port",
+        str(port),
+        "--clients",
+        str(clients),
+        "--server-pid",
+        str(server_pid),
+        "--duration",
+        str(args.duration),
+        "--warmup",
+        str(args.warmup),
+        "--timeout",
+        str(timeout),
+    ]
+    try:
+        proc = subprocess.run(
+            cmd,
+            capture_output=True,
+            text=True,
+            timeout=timeout + 10,
+            preexec_fn=pinned(cores),
+        )
+    except subprocess.TimeoutExpired:
+        return {"error": "load generator timed out"}
+    lines = proc.stdout.strip().splitlines()
+    if not lines:
+        return {"error": f"load generator printed nothing: {proc.stderr[-500:]}"}
+    result: dict[str, Any] = json.loads(lines[-1])
+    return result
+
+
+def describe(scenario: Scenario, r: dict[str, Any]) -> str:
+    if "error" in r:
+        return "ERROR " + r["error"]
+    if scenario.kind == "idle":
+        return (
+            f"{r['rss_per_conn_kb']:.1f} KB/conn, {r['connects_per_s']:,.0f} connects/s,"
+            f" connect p50 {r['connect_p50_ms']:.1f} ms p99 {r['connect_p99_ms']:.1f} ms"
+        )
+    return (
+        f"{r[scenario.metric]:,.0f} {scenario.unit}, p50 {r['p50_ms']:.2f} ms"
+        f" p99 {r['p99_ms']:.2f} ms (server cpu {r.get('server_cpu', 0):.0%},"
+        f" loadgen cpu {r['loadgen_cpu']:.0%}, others {r.get('others_cpu', 0):.2f} cores)"
+    )
+
+
+# -- summary --------------------------------------------------------------------
+def median(values: list[float]) -> float | None:
+    values = [v for v in values if v is not None and v == v]
+    return statistics.median(values) if values else None
+
+
+def summarize(runs: dict[str, dict[str, list[dict[str, Any]]]]) -> dict[str, Any]:
+    """Medians per scenario and server, and the paired ratios minisio / other."""
+    summary: dict[str, Any] = {}
+    for name, by_server in runs.items():
+        scenario = SCENARIOS[name]
+        fields = (
+            ["rss_per_conn_kb", "connects_per_s", "connect_p50_ms", "connect_p99_ms"]
+            if scenario.kind == "idle"
+            else [
+                scenario.metric,
+                "per_cpu",
+                "p50_ms",
+                "p99_ms",
+                "server_cpu",
+                "loadgen_cpu",
+                "others_cpu",
+            ]
+        )
+        entry: dict[str, Any] = {"servers": {}, "ratios": {}, "ratios_per_cpu": {}}
+        for server, reps in by_server.items():
+            for r in reps:
+                if "error" not in r and scenario.kind != "idle" and r.get("server_cpu"):
+                    # Work per server CPU-second: steadier than throughput on a busy machine.
+                    r["per_cpu"] = r[scenario.metric] / r["server_cpu"]
+            ok = [r for r in reps if "error" not in r]
+            entry["servers"][server] = {f: median([r.get(f) for r in ok]) for f in fields}
+            entry["servers"][server]["runs"] = len(ok)
+            entry["servers"][server]["errors"] = [r["error"] for r in reps if "error" in r]
+        mine = by_server.get("minisio", [])
+        for other, reps in by_server.items():
+            if other == "minisio":
+                continue
+            paired = [
+                a[scenario.metric] / b[scenario.metric]
+                for a, b in zip(mine, reps, strict=False)
+                if "error" not in a and "error" not in b and b[scenario.metric]
+            ]
+            entry["ratios"][other] = median(paired)
+            if scenario.kind != "idle":
+                entry["ratios_per_cpu"][other] = median(
+                    [
+                        a["per_cpu"] / b["per_cpu"]
+                        for a, b in zip(mine, reps, strict=False)
+                        if a.get("per_cpu") and b.get("per_cpu")
+                    ]
+                )
+        summary[name] = entry
+    return summary
+
+
+def fmt(value: float | None, spec: str) -> str:
+    return "n/a" if value is None else format(value, spec)
+
+
+def tables(
+    summary: dict[str, Any],
+    codec_rows: list[list[dict[str, Any]]],
+    skipped: dict[str, str],
+    info: dict[str, Any],
+    reps: int,
+) -> tuple[str, list[dict[str, Any]]]:
+    out: list[str] = []
+    out.append(
+        f"Machine: {info['nproc']} cores ({info['cpu']}), Python {info['python']},"
+        f" Node {info.get('node', 'n/a')}, websockets {info.get('websockets')},"
+        f" orjson {info.get('orjson')}, python-socketio {info.get('python-socketio', 'n/a')},"
+        f" socket.io {info.get('socket.io', 'n/a')}; server loop: {info['server_loop']};"
+        f" load generator loop: {info.get('loadgen_loop', '?')}; {reps} repetition(s), medians."
+    )
+    out.append("")
+    if codec_rows:
+        out.append("### Codec (ops/s, median of repetitions; ratio = minisio / python-socketio)")
+        out.append("")
+        out.append(
+            "| packet | bytes | minisio encode | python-socketio encode | ratio"
+            " | minisio decode | python-socketio decode | ratio |"
+        )
+        out.append("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+        for i, first in enumerate(codec_rows[0]):
+            rows = [rep[i] for rep in codec_rows]
+
+            def m(key: str, rows: list[dict[str, Any]] = rows) -> float | None:
+                return median([r.get(key) for r in rows])
+
+            out.append(
+                f"| {first['case']} | {first['bytes']:,} | {fmt(m('minisio_encode'), ',.0f')}"
+                f" | {fmt(m('psio_encode'), ',.0f')} | {fmt(m('encode_ratio'), '.1f')}x"
+                f" | {fmt(m('minisio_decode'), ',.0f')} | {fmt(m('psio_decode'), ',.0f')}"
+                f" | {fmt(m('decode_ratio'), '.1f')}x |"
+            )
+        out.append("")
+    out.append("### End to end over loopback (median of repetitions)")
+    out.append("")
+    out.append(
+        "| scenario | server | throughput | p50 ms | p99 ms | server CPU | loadgen CPU"
+        " | others' CPU | per server CPU-s | minisio / this | same, per CPU-s |"
+    )
+    out.append("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for name, entry in summary.items():
+        scenario = SCENARIOS[name]
+        if scenario.kind == "idle":
+            continue
+        for server, s in entry["servers"].items():
+            mine = server == "minisio"
+            ratio = "" if mine else fmt(entry["ratios"].get(server), ".2f") + "x"
+            per_cpu = "" if mine else fmt(entry["ratios_per_cpu"].get(server), ".2f") + "x"
+            out.append(
+                f"| {name} | {LABELS[server]} | {fmt(s[scenario.metric], ',.0f')} {scenario.unit}"
+                f" | {fmt(s['p50_ms'], '.2f')} | {fmt(s['p99_ms'], '.2f')}"
+                f" | {fmt(s['server_cpu'], '.0%')} | {fmt(s['loadgen_cpu'], '.0%')}"
+                f" | {fmt(s['others_cpu'], '.2f')} | {fmt(s['per_cpu'], ',.0f')}"
+                f" | {ratio} | {per_cpu}"
+                + (f" ({len(s['errors'])} failed)" if s["errors"] else "")
+                + " |"
+            )
+    idle = [n for n in summary if SCENARIOS[n].kind == "idle"]
+    if idle:
+        out.append("")
+        out.append("### Idle connections")
+        out.append("")
+        out.append(
+            "| scenario | server | server RSS per connection | connects/s"
+            " | connect p50 ms | connect p99 ms |"
+        )
+        out.append("| --- | --- | ---: | ---: | ---: | ---: |")
+        for name in idle:
+            for server, s in summary[name]["servers"].items():
+                out.append(
+                    f"| {name} | {LABELS[server]} | {fmt(s['rss_per_conn_kb'], '.1f')} KB"
+                    f" | {fmt(s['connects_per_s'], ',.0f')} | {fmt(s['connect_p50_ms'], '.1f')}"
+                    f" | {fmt(s['connect_p99_ms'], '.1f')} |"
+                    + (f" ({len(s['errors'])} failed)" if s["errors"] else "")
+                )
+    # Targets.
+    checks: list[dict[str, Any]] = []
+    for label, name, metric, other, wanted in TARGETS:
+        entry = summary.get(name)
+        value: float | None = None
+        if entry is not None:
+            if other is None:
+                value = entry["servers"].get("minisio", {}).get(metric)
+            else:
+                value = entry["ratios"].get(other)
+        if value is None:
+            status = "not measured"
+        elif other is None:
+            status = "met" if value <= wanted else "missed"
+        else:
+            status = "met" if value >= wanted else "missed"
+        shown = fmt(value, ".1f") + " KB" if other is None else fmt(value, ".2f") + "x"
+        checks.append({"target": label, "value": value, "status": status})
+        out_value = shown if value is not None else "n/a"
+        checks[-1]["shown"] = out_value
+    if codec_rows:
+        chat = [rep[0] for rep in codec_rows]
+        for key, wanted, label in (
+            ("encode_ratio", 10.0, "codec encode ~100 B event >= 10x python-socketio"),
+            ("decode_ratio", 5.0, "codec decode ~100 B event >= 5x python-socketio"),
+        ):
+            value = median([r.get(key) for r in chat])
+            status = "not measured" if value is None else ("met" if value >= wanted else "missed")
+            checks.append(
+                {
+                    "target": label,
+                    "value": value,
+                    "status": status,
+                    "shown": fmt(value, ".1f") + "x",
+                }
+            )
+    out.append("")
+    out.append("### Targets")
+    out.append("")
+    out.append("| target | measured | status |")
+    out.append("| --- | ---: | --- |")
+    for c in checks:
+        out.append(f"| {c['target']} | {c['shown']} | {c['status']} |")
+    if skipped:
+        out.append("")
+        for server, why in skipped.items():
+            out.append(f"Skipped {LABELS[server]}: {why}.")
+    return "\n".join(out), checks
+
+
+# -- main -----------------------------------------------------------------------
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="1 repetition, short windows")
+    parser.add_argument("--reps", type=int, help="repetitions (default 3, --quick 1)")
+    parser.add_argument("--duration", type=float, help="measured seconds per run (default 2)")
+    parser.add_argument("--warmup", type=float, help="seconds before measuring (default 0.5)")
+    parser.add_argument("--servers", default=",".join(SERVERS), help="comma-separated subset")
+    parser.add_argument("--scenarios", default=",".join(SCENARIOS), help="comma-separated subset")
+    parser.add_argument("--idle-clients", type=int, help="clients of the idle scenario")
+    parser.add_argument("--no-codec", action="store_true", help="skip the codec benchmarks")
+    parser.add_argument("--no-install", action="store_true", help="never pip install")
+    parser.add_argument("--uvloop", action="store_true", help="all Python servers on uvloop")
+    parser.add_argument("--server-profile", help=argparse.SUPPRESS)  # cProfile file, for profiling
+    parser.add_argument("--budget", type=float, help="stop starting runs after this many seconds")
+    parser.add_argument("--out", default=str(RESULTS / "latest.json"))
+    args = parser.parse_args()
+    args.reps = args.reps or (1 if args.quick else 3)
+    args.duration = args.duration or (1.0 if args.quick else 2.0)
+    args.warmup = args.warmup if args.warmup is not None else (0.3 if args.quick else 0.5)
+    args.budget = args.budget or (110 if args.quick else 570)
+    started = time.monotonic()
+
+    # Enough file descriptors for 2000 clients on each side; children inherit it.
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = 8192 if hard == resource.RLIM_INFINITY else min(hard, 8192)
+    if soft < want:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+
+    servers = [s for s in args.servers.split(",") if s]
+    scenarios = [SCENARIOS[s] for s in args.scenarios.split(",") if s]
+    skipped: dict[str, str] = {}
+    if "psio" in servers:
+        why = ensure_python_socketio(not args.no_install)
+        if why:
+            skipped["psio"] = why
+    if "node" in servers:
+        why = node_reason()
+        if why:
+            skipped["node"] = why
+    if args.uvloop and importlib.util.find_spec("uvloop") is None:
+        log("--uvloop given but uvloop is not installed; pip install uvloop")
+        return 2
+    for server, why in skipped.items():
+        log(f"skipping {LABELS[server]}: {why}")
+    servers = [s for s in servers if s not in skipped]
+    info = machine()
+    info["server_loop"] = "uvloop" if args.uvloop else "asyncio"
+    server_cores, loadgen_cores = pinning()
+    info["pinning"] = (
+        f"server on core {sorted(server_cores)}, load generator on core {sorted(loadgen_cores)}"
+        if server_cores and loadgen_cores
+        else "none (fewer than 2 usable cores)"
+    )
+    log(f"machine: {info['nproc']} x {info['cpu']}, load average {info['load_average']}")
+    log(f"pinning: {info['pinning']}")
+
+    sys.path.insert(0, str(HERE))
+    import codec
+
+    codec_rows: list[list[dict[str, Any]]] = []
+    runs: dict[str, dict[str, list[dict[str, Any]]]] = {
+        s.name: {server: [] for server in servers} for s in scenarios
+    }
+    out_of_time = False
+    for rep in range(args.reps):
+        if time.monotonic() - started > args.budget:
+            out_of_time = True
+            break
+        log(f"== repetition {rep + 1}/{args.reps}")
+        if not args.no_codec:
+            codec_rows.append(codec.run(0.15 if args.quick else 0.3, log=log))
+        order = servers[rep % len(servers) :] + servers[: rep % len(servers)] if servers else []
+        for scenario in scenarios:
+            for server in order:
+                if time.monotonic() - started > args.budget:
+                    out_of_time = True
+                    break
+                try:
+                    proc = ServerProcess(server, args, server_cores)
+                except RuntimeError as exc:
+                    result: dict[str, Any] = {"error": str(exc)}
+                else:
+                    try:
+                        result = loadgen(scenario, proc.port, proc.pid, args, loadgen_cores)
+                    finally:
+                        proc.stop()
+                info.setdefault("loadgen_loop", result.get("loadgen_loop"))
+                runs[scenario.name][server].append(result)
+                log(f"  {scenario.name:9} {LABELS[server]:26} {describe(scenario, result)}")
+    if out_of_time:
+        log(f"time budget of {args.budget:.0f}s used up: the results are partial")
+
+    summary = summarize(runs)
+    text, checks = tables(summary, codec_rows, skipped, info, args.reps)
+    print(text)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(
+        json.dumps(
+            {
+                "machine": info,
+                "settings": {
+                    "reps": args.reps,
+                    "duration": args.duration,
+                    "warmup": args.warmup,
+                    "quick": args.quick,
+                    "partial": out_of_time,
+                },
+                "skipped": skipped,
+                "codec": codec_rows,
+                "runs": runs,
+                "summary": summary,
+                "targets": checks,
+                "elapsed_s": time.monotonic() - started,
+            },
+            indent=1,
+        )
+    )
+    log(f"wrote {out} in {time.monotonic() - started:.0f}s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
