@@ -35,6 +35,18 @@ __all__ = ["Connection", "new_id", "send_many"]
 logger = logging.getLogger("minisio")
 
 _MESSAGE = b"4"
+# Enum members looked up once: ``sio.PacketType.EVENT`` costs two attribute
+# lookups on every packet otherwise.
+_EIO_MESSAGE = eio.PacketType.MESSAGE
+_EIO_PONG = eio.PacketType.PONG
+_EIO_CLOSE = eio.PacketType.CLOSE
+_EIO_NOOP = eio.PacketType.NOOP
+_EVENT = sio.PacketType.EVENT
+_BINARY_EVENT = sio.PacketType.BINARY_EVENT
+_ACK = sio.PacketType.ACK
+_BINARY_ACK = sio.PacketType.BINARY_ACK
+_CONNECT = sio.PacketType.CONNECT
+_DISCONNECT = sio.PacketType.DISCONNECT
 _PING = eio.text_frame(eio.PacketType.PING)
 
 
@@ -73,10 +85,12 @@ class Connection:
             max_attachment_bytes=server.max_payload,
         )
         self.sockets: dict[str, Socket] = {}  # namespace name -> socket
-        self.pending: set[str] = set()  # namespaces whose middleware is running
+        # Dicts used as sets: an empty dict is 64 bytes, an empty set 216, and
+        # most connections never put anything in these two.
+        self.pending: dict[str, None] = {}  # namespaces whose middleware is running
         self.closed = False
         self.trace = server.trace
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._tasks: dict[asyncio.Task[Any], None] = {}
         self._ping_timer: asyncio.TimerHandle | None = None
         self._pong_timer: asyncio.TimerHandle | None = None
         self._connect_timer: asyncio.TimerHandle | None = None
@@ -157,8 +171,11 @@ class Connection:
     def spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
         """Run a coroutine for this connection, keeping a reference until it ends."""
         task = asyncio.ensure_future(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._tasks[task] = None
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.pop(task, None)
 
     # -- heartbeat ("Protocol / Heartbeat"): the server pings, the client pongs.
     def _ping(self) -> None:
@@ -193,15 +210,15 @@ class Connection:
             trace_in(self.sid, frame)
         packet = eio.decode(frame)
         kind = packet.type
-        if kind is eio.PacketType.MESSAGE:
+        if kind is _EIO_MESSAGE:
             decoded = self.decoder.feed(packet.data)
             if decoded is not None:
                 self._on_packet(decoded)
-        elif kind is eio.PacketType.PONG:
+        elif kind is _EIO_PONG:
             self._pong()
-        elif kind is eio.PacketType.CLOSE:
+        elif kind is _EIO_CLOSE:
             self.close("transport close")
-        elif kind is not eio.PacketType.NOOP:
+        elif kind is not _EIO_NOOP:
             # open, ping and upgrade never come from a client on a WebSocket-only session.
             raise ProtocolError(f"unexpected Engine.IO {kind.name.lower()} packet")
 
@@ -209,21 +226,21 @@ class Connection:
         kind = packet.type
         socket = self.sockets.get(packet.namespace)
         if socket is None:
-            if kind is sio.PacketType.CONNECT:
+            if kind is _CONNECT:
                 self._on_connect(packet.namespace, packet.data)
             elif packet.namespace not in self.pending:
                 # "invalid state" in the reference server: it closes the connection.
                 raise ProtocolError("packet for a namespace not joined")
             return
-        if kind is sio.PacketType.EVENT or kind is sio.PacketType.BINARY_EVENT:
+        if kind is _EVENT or kind is _BINARY_EVENT:
             socket._on_event(packet.data, packet.id)
-        elif kind is sio.PacketType.ACK or kind is sio.PacketType.BINARY_ACK:
+        elif kind is _ACK or kind is _BINARY_ACK:
             assert packet.id is not None  # the decoder checked it
             socket._on_ack(packet.id, packet.data)
-        elif kind is sio.PacketType.DISCONNECT:
+        elif kind is _DISCONNECT:
             self.forget(socket)
             socket._onclose("client namespace disconnect")
-        elif kind is sio.PacketType.CONNECT:
+        elif kind is _CONNECT:
             raise ProtocolError("CONNECT to a namespace already joined")
         else:
             raise ProtocolError("CONNECT_ERROR sent by a client")
@@ -242,7 +259,7 @@ class Connection:
 
         socket = Socket(nsp, self, new_id(), auth or {})
         if nsp._async_middleware:
-            self.pending.add(name)
+            self.pending[name] = None
             self.spawn(self._connect_async(nsp, socket))
             return
         try:
@@ -261,11 +278,11 @@ class Connection:
                     await result
         except Exception as exc:
             if nsp.name in self.pending:
-                self.pending.discard(nsp.name)
+                del self.pending[nsp.name]
                 self._refuse(nsp, exc)
             return
         if nsp.name in self.pending:  # still wanted: not closed meanwhile
-            self.pending.discard(nsp.name)
+            del self.pending[nsp.name]
             self._accept(nsp, socket)
 
     def _refuse(self, nsp: Namespace, exc: Exception) -> None:

@@ -76,9 +76,12 @@ _MAX_COUNT_DIGITS = 6
 _MAX_NAMESPACE = 256
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Packet:
-    """One Socket.IO packet.
+    """One Socket.IO packet, a plain value: the codec never changes one it built.
+
+    (Not ``frozen``: a frozen dataclass costs four times as much to build,
+    and one is built for every packet in and out.)
 
     ``data`` is the decoded JSON payload (``None`` when absent) with binary
     attachments put back in place as ``bytes``. For ``EVENT`` it is
@@ -187,8 +190,10 @@ class Decoder:
             if self._pending is not None:
                 raise ProtocolError("text packet while waiting for binary attachments")
             packet, count = self._parse(frame)
+            if count < 0:
+                return packet
             if count == 0:
-                return packet if packet.type not in _BINARY else _rebuild(packet, [])
+                return _rebuild(packet, [])
             self._pending = packet
             self._buffers = []
             self._buffered = 0
@@ -207,18 +212,44 @@ class Decoder:
         return _rebuild(packet, buffers)
 
     def _parse(self, text: str) -> tuple[Packet, int]:
-        n = len(text)
-        if n == 0:
-            raise ProtocolError("empty Socket.IO packet")
-        code = ord(text[0]) - 48
+        """One packet's text; the attachment count is -1 for non-binary types."""
+        code = ord(text[0]) - 48 if text else -1
         if not 0 <= code <= 6:
-            raise ProtocolError("unknown Socket.IO packet type")
-        type_ = _TYPES[code]
-        i = 1
-        count = 0
-        if type_ in _BINARY:
-            dash = text.find("-", 1, 2 + _MAX_COUNT_DIGITS)
-            digits = text[1:dash]
+            raise ProtocolError(
+                "unknown Socket.IO packet type" if text else "empty Socket.IO packet"
+            )
+        payload = text[1:]
+        namespace, ack_id, count = "/", None, -1
+        # Most packets are "2[...]": no count, no namespace, no ack id. Only
+        # parse the header when something other than the JSON follows the type.
+        if code >= 5 or payload[:1] not in "[{":
+            namespace, ack_id, count, payload = self._header(code, payload)
+        data = None
+        if payload:
+            try:
+                data = orjson.loads(payload)
+            except orjson.JSONDecodeError:
+                raise ProtocolError("invalid JSON payload") from None
+            if data is None:
+                # "null" is a payload too, and no packet type takes it ("isPayloadValid").
+                raise ProtocolError("null payload")
+            # Brackets bound the depth from above; walk only when they might not.
+            if (
+                payload.count("[") + payload.count("{") > self.max_depth
+                and _depth(data, self.max_depth) > self.max_depth
+            ):
+                raise ProtocolError("JSON nested too deeply")
+        _validate(code, data, ack_id)
+        return Packet(_TYPES[code], data, namespace, ack_id), count
+
+    def _header(self, code: int, rest: str) -> tuple[str, int | None, int, str]:
+        """Parse ``[<count>-][<namespace>,][<ack id>]``; return them and the JSON text."""
+        n = len(rest)
+        i = 0
+        count = -1
+        if code >= 5:  # BINARY_EVENT, BINARY_ACK
+            dash = rest.find("-", 0, 1 + _MAX_COUNT_DIGITS)
+            digits = rest[:dash]
             if dash < 0 or not digits or not (digits.isascii() and digits.isdigit()):
                 raise ProtocolError("malformed attachment count")
             count = int(digits)
@@ -226,14 +257,14 @@ class Decoder:
                 raise ProtocolError("too many binary attachments")
             i = dash + 1
         namespace = "/"
-        if i < n and text[i] == "/":
-            comma = text.find(",", i, i + _MAX_NAMESPACE + 1)
+        if i < n and rest[i] == "/":
+            comma = rest.find(",", i, i + _MAX_NAMESPACE + 1)
             if comma < 0:
                 if n - i > _MAX_NAMESPACE:
                     raise ProtocolError("namespace too long")
-                namespace, i = text[i:], n
+                namespace, i = rest[i:], n
             else:
-                namespace, i = text[i:comma], comma + 1
+                namespace, i = rest[i:comma], comma + 1
             if not namespace.isascii():
                 # JSON gets this check from orjson; the namespace must get it
                 # here, or encoding the reply to it fails.
@@ -243,56 +274,40 @@ class Decoder:
                     raise ProtocolError("namespace is not valid UTF-8") from None
         ack_id = None
         j = i
-        while j < n and "0" <= text[j] <= "9":
+        while j < n and "0" <= rest[j] <= "9":
             j += 1
             if j - i > _MAX_ACK_ID_DIGITS:
                 raise ProtocolError("ack id too long")
         if j > i:
-            ack_id = int(text[i:j])
+            ack_id = int(rest[i:j])
             if ack_id > _MAX_ACK_ID:
                 raise ProtocolError("ack id too large")
             i = j
-        data = None
-        if i < n:
-            try:
-                data = orjson.loads(text[i:] if i else text)
-            except orjson.JSONDecodeError:
-                raise ProtocolError("invalid JSON payload") from None
-            if data is None:
-                # "null" is a payload too, and no packet type takes it ("isPayloadValid").
-                raise ProtocolError("null payload")
-            # Brackets bound the depth from above; walk only when they might not.
-            if (
-                text.count("[", i) + text.count("{", i) > self.max_depth
-                and _depth(data, self.max_depth) > self.max_depth
-            ):
-                raise ProtocolError("JSON nested too deeply")
-        _validate(type_, data, ack_id)
-        return Packet(type_, data, namespace, ack_id), count
+        return namespace, ack_id, count, rest[i:]
 
 
-def _validate(type_: PacketType, data: Any, ack_id: int | None) -> None:
+def _validate(code: int, data: Any, ack_id: int | None) -> None:
     # Mirrors "isPayloadValid" of the reference parser, a little stricter:
     # event names must be strings, acks must carry an id.
-    if type_ is _EVENT or type_ is _BINARY_EVENT:
-        if not isinstance(data, list) or not data:
+    if code == 2 or code == 5:  # EVENT, BINARY_EVENT
+        if type(data) is not list or not data:
             raise ProtocolError("EVENT payload must be a non-empty array")
         name = data[0]
-        if not isinstance(name, str):
+        if type(name) is not str:
             raise ProtocolError("event name must be a string")
         if name in RESERVED_EVENTS:
             raise ProtocolError("reserved event name")
-    elif type_ is _ACK or type_ is _BINARY_ACK:
-        if not isinstance(data, list):
+    elif code == 3 or code == 6:  # ACK, BINARY_ACK
+        if type(data) is not list:
             raise ProtocolError("ACK payload must be an array")
         if ack_id is None:
             raise ProtocolError("ACK without an ack id")
     elif ack_id is not None:
         raise ProtocolError("ack id on a packet that takes none")
-    elif type_ is _CONNECT:
-        if data is not None and not isinstance(data, dict):
+    elif code == 0:  # CONNECT
+        if data is not None and type(data) is not dict:
             raise ProtocolError("CONNECT payload must be an object")
-    elif type_ is _DISCONNECT:
+    elif code == 1:  # DISCONNECT
         if data is not None:
             raise ProtocolError("DISCONNECT takes no payload")
     elif not isinstance(data, (str, dict)):  # CONNECT_ERROR
