@@ -1,11 +1,19 @@
 """One Engine.IO session over one WebSocket: the only module that does I/O.
 
-It owns the receive loop, the heartbeat, the write path and closing. Frames
-go out synchronously: an emit pushes bytes into the transport and returns,
-as ``websockets.broadcast()`` does, with no task or ``await`` per message.
-The price of not awaiting is that a client that stops reading would grow its
-write buffer forever, so every write checks the buffer against a high-water
-mark and cuts the connection that passes it.
+It owns receiving, the heartbeat, the write path and closing.
+
+Frames come in without a queue: :class:`WebSocket` (websockets' server
+connection, through its ``create_connection`` hook) hands each message to
+the session as soon as websockets has parsed it, inside ``data_received``.
+websockets' own ``recv()`` would queue it and wake a task to read it; here a
+plain handler runs right away and no task, future or ``await`` is spent per
+message.
+
+Frames go out synchronously too: an emit pushes bytes into the transport
+and returns, as ``websockets.broadcast()`` does. The price of not awaiting
+is that a client that stops reading would grow its write buffer forever, so
+every write checks the buffer against a high-water mark and cuts the
+connection that passes it.
 """
 
 from __future__ import annotations
@@ -19,8 +27,8 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlsplit
 
 from websockets.asyncio.server import ServerConnection
-from websockets.exceptions import ConnectionClosed
-from websockets.protocol import OPEN
+from websockets.frames import Frame, Opcode
+from websockets.protocol import OPEN, Event
 
 from . import eio, sio
 from .errors import ConnectionRefused, ProtocolError
@@ -30,7 +38,7 @@ if TYPE_CHECKING:
     from .server import Namespace, Server
     from .socket import Handshake, Socket
 
-__all__ = ["Connection", "new_id", "send_many"]
+__all__ = ["Connection", "WebSocket", "new_id", "send_many"]
 
 logger = logging.getLogger("minisio")
 
@@ -48,11 +56,95 @@ _BINARY_ACK = sio.PacketType.BINARY_ACK
 _CONNECT = sio.PacketType.CONNECT
 _DISCONNECT = sio.PacketType.DISCONNECT
 _PING = eio.text_frame(eio.PacketType.PING)
+_TEXT = Opcode.TEXT
+_BINARY = Opcode.BINARY
+_CONT = Opcode.CONT
+# Frames a client may pipeline behind its handshake request, before the
+# session starts: a well-behaved one sends none.
+_MAX_EARLY_FRAMES = 16
 
 
 def new_id() -> str:
     """A random, URL-safe, unguessable id (120 bits, 20 characters)."""
     return secrets.token_urlsafe(15)
+
+
+class WebSocket(ServerConnection):
+    """websockets' server connection, delivering messages straight to a session.
+
+    ``process_event`` runs inside ``data_received`` for every parsed frame.
+    websockets has already answered pings and close frames and enforced
+    ``max_size`` (on the whole of a fragmented message too); what is left
+    is to join fragments, decode text as UTF-8 and call the session.
+    """
+
+    session: Connection | None = None
+    _early: list[Frame] | None = None
+    _fragments: bytearray | None = None
+    _fragments_text = False
+
+    def process_event(self, event: Event) -> None:
+        session = self.session
+        if session is None:
+            if self.request is None or not isinstance(event, Frame):
+                super().process_event(event)  # the handshake request
+            else:
+                self._keep_early(event)
+            return
+        assert isinstance(event, Frame)
+        opcode = event.opcode
+        if opcode is _TEXT or opcode is _BINARY:
+            if not event.fin:
+                self._fragments = bytearray(event.data)
+                self._fragments_text = opcode is _TEXT
+                return
+            data = bytes(event.data)
+            text = opcode is _TEXT
+        elif opcode is _CONT and self._fragments is not None:
+            self._fragments += event.data
+            if not event.fin:
+                return
+            data, text = bytes(self._fragments), self._fragments_text
+            self._fragments = None
+        else:
+            return  # ping, pong and close: websockets handled them
+        if text:
+            try:
+                session.receive(data.decode())
+            except UnicodeDecodeError as exc:
+                # RFC 6455 8.1: invalid UTF-8 in a text message fails the connection.
+                logger.info("closing %s: invalid UTF-8", session.sid)
+                message = f"{exc.reason} at position {exc.start}"
+                session.close("transport error", code=1007, message=message)
+        else:
+            session.receive(data)
+
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        session = self.session
+        if session is not None and not session.closed and self.protocol.state is not OPEN:
+            # The peer started the closing handshake, or websockets failed the
+            # connection (frame too big, bad framing): end the session now;
+            # ws.close() then bounds the wait for TCP to close by close_timeout.
+            received, sent = self.protocol.close_rcvd, self.protocol.close_sent
+            failed = received is None and sent is not None and sent.code in (1002, 1007, 1009)
+            if failed:
+                logger.info("closing %s: websocket closed with %s", session.sid, sent)
+            session.close("transport error" if failed else "transport close")
+
+    def _keep_early(self, frame: Frame) -> None:
+        if self._early is None:
+            self._early = []
+        self._early.append(frame)
+        if len(self._early) > _MAX_EARLY_FRAMES:
+            self.transport.abort()
+
+    def start(self, session: Connection) -> None:
+        """Deliver messages to ``session`` from now on, those already parsed first."""
+        self.session = session
+        early, self._early = self._early, None
+        for frame in early or ():
+            self.process_event(frame)
 
 
 class Connection:
@@ -74,7 +166,7 @@ class Connection:
         "ws",
     )
 
-    def __init__(self, server: Server, ws: ServerConnection) -> None:
+    def __init__(self, server: Server, ws: WebSocket) -> None:
         self.server = server
         self.ws = ws
         self.sid = new_id()
@@ -109,39 +201,36 @@ class Connection:
         )
         self._ping_timer = loop.call_later(server.ping_interval, self._ping)
         self._connect_timer = loop.call_later(server.connect_timeout, self._connect_timeout)
-        reason = "transport close"
+        self.ws.start(self)
         try:
-            async for frame in self.ws:
-                if self.closed:
-                    # Drop what the peer still sends, but keep reading until the
-                    # close completes: with its queue full, websockets would stop
-                    # reading and the peer's close frame would wait for close_timeout.
-                    continue
-                try:
-                    self._on_frame(frame)
-                except ProtocolError as exc:
-                    # One boundary for peer faults: log the problem, not the payload.
-                    logger.info("closing %s: %s", self.sid, exc)
-                    self.close("parse error", code=1002)
-                    continue
-                if len(self._tasks) >= server.max_pending_handlers:
-                    # Back-pressure: stop reading until a running handler finishes.
-                    await asyncio.wait(self._tasks, return_when=asyncio.FIRST_COMPLETED)
-        except ConnectionClosed as exc:
-            sent = self.ws.protocol.close_sent
-            if not self.closed and sent is not None and sent.code in (1002, 1007, 1009):
-                reason = "transport error"  # websockets failed the connection
-                logger.info("closing %s: %s", self.sid, exc)
+            await self.ws.wait_closed()
         finally:
-            if not self.closed:
+            if not self.closed:  # the TCP connection dropped without a closing handshake
                 self.closed = True
-                self._finish(reason)
-        # Returning would make websockets close with 1000 at once; let a close
-        # already started (with its own code) finish first.
-        await self.ws.wait_closed()
+                self._finish("transport close")
 
-    def close(self, reason: str, *, code: int = 1000, abort: bool = False) -> None:
-        """End the session now: sockets see ``reason`` at once, the WebSocket closes after."""
+    def receive(self, message: str | bytes) -> None:
+        """Handle one WebSocket message: the one boundary for peer faults."""
+        if self.closed:
+            return  # the session ended; the WebSocket is still closing
+        try:
+            self._on_frame(message)
+        except ProtocolError as exc:
+            # Log the problem, never the payload.
+            logger.info("closing %s: %s", self.sid, exc)
+            self.close("parse error", code=1002)
+            return
+        if len(self._tasks) >= self.server.max_pending_handlers:
+            # Back-pressure: stop reading until a running handler finishes.
+            self.ws.transport.pause_reading()
+
+    def close(
+        self, reason: str, *, code: int = 1000, message: str = "", abort: bool = False
+    ) -> None:
+        """End the session now: sockets see ``reason`` at once, the WebSocket closes after.
+
+        ``code`` and ``message`` go in the WebSocket close frame.
+        """
         if self.closed:
             return
         self.closed = True
@@ -149,7 +238,7 @@ class Connection:
         if abort:
             self.ws.transport.abort()
         else:
-            self.spawn(self.ws.close(code))
+            self.spawn(self.ws.close(code, message))
 
     def kick(self) -> None:
         """Server-side ``disconnect(close=True)``: leave every namespace, then close."""
@@ -176,6 +265,8 @@ class Connection:
 
     def _task_done(self, task: asyncio.Task[Any]) -> None:
         self._tasks.pop(task, None)
+        if len(self._tasks) == self.server.max_pending_handlers - 1 and not self.closed:
+            self.ws.transport.resume_reading()
 
     # -- heartbeat ("Protocol / Heartbeat"): the server pings, the client pongs.
     def _ping(self) -> None:

@@ -20,7 +20,7 @@ from websockets.http11 import Request, Response
 
 from .adapter import Adapter
 from .broadcast import BroadcastOperator
-from .connection import Connection
+from .connection import Connection, WebSocket
 from .handlers import Handler
 
 if TYPE_CHECKING:
@@ -296,7 +296,7 @@ class Server:
             ping_interval=None,
             ping_timeout=None,
             max_size=self.max_payload,
-            max_queue=8,
+            create_connection=WebSocket,
             close_timeout=5,
             server_header=None,
         ) as server:
@@ -321,6 +321,7 @@ class Server:
             asyncio.run(main())
 
     async def _handle(self, ws: ServerConnection) -> None:
+        assert isinstance(ws, WebSocket)
         conn = Connection(self, ws)
         self._connections.add(conn)
         await conn.run()
