@@ -21,8 +21,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
+import struct
 import time
-from collections.abc import Coroutine, Iterable
+from collections.abc import Coroutine, Sequence
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlsplit
 
@@ -67,6 +68,42 @@ _MAX_EARLY_FRAMES = 16
 def new_id() -> str:
     """A random, URL-safe, unguessable id (120 bits, 20 characters)."""
     return secrets.token_urlsafe(15)
+
+
+def _refuse_request_body(transport: asyncio.Transport, data: bytes) -> bool:
+    """Answer a request that carries a body, which websockets would drop unanswered.
+
+    websockets reads no request bodies and closes such a connection without
+    a word; a browser or curl deserves a status: 405 for a method other than
+    GET and HEAD, 400 otherwise. Returns True when it answered.
+    """
+    end = data.find(b"\r\n\r\n")
+    if end < 0:
+        return False  # not a whole request head in this chunk: websockets decides
+    lines = data[:end].split(b"\r\n")
+    has_body = False
+    for line in lines[1:]:
+        name, _, value = line.partition(b":")
+        name = name.strip().lower()
+        if name == b"transfer-encoding" or (name == b"content-length" and value.strip() != b"0"):
+            has_body = True
+    if not has_body:
+        return False
+    method = lines[0].split(b" ", 1)[0]
+    if method in (b"GET", b"HEAD"):
+        status, text, extra = "400 Bad Request", "Request bodies are not accepted\n", ""
+    else:
+        status, text, extra = (
+            "405 Method Not Allowed",
+            "Method Not Allowed\n",
+            "Allow: GET, HEAD\r\n",
+        )
+    transport.write(
+        f"HTTP/1.1 {status}\r\n{extra}Content-Type: text/plain; charset=utf-8\r\n"
+        f"Content-Length: {len(text)}\r\nConnection: close\r\n\r\n{text}".encode()
+    )
+    transport.close()
+    return True
 
 
 class WebSocket(ServerConnection):
@@ -120,6 +157,8 @@ class WebSocket(ServerConnection):
             session.receive(data)
 
     def data_received(self, data: bytes) -> None:
+        if self.request is None and _refuse_request_body(self.transport, data):
+            return
         super().data_received(data)
         session = self.session
         if session is not None and not session.closed and self.protocol.state is not OPEN:
@@ -158,6 +197,7 @@ class Connection:
         "closed",
         "decoder",
         "pending",
+        "plain",
         "server",
         "sid",
         "sockets",
@@ -182,6 +222,8 @@ class Connection:
         self.pending: dict[str, None] = {}  # namespaces whose middleware is running
         self.closed = False
         self.trace = server.trace
+        # No extension (compression) negotiated: frames can be written as built.
+        self.plain = not ws.protocol.extensions
         self._tasks: dict[asyncio.Task[Any], None] = {}
         self._ping_timer: asyncio.TimerHandle | None = None
         self._pong_timer: asyncio.TimerHandle | None = None
@@ -219,6 +261,12 @@ class Connection:
             # Log the problem, never the payload.
             logger.info("closing %s: %s", self.sid, exc)
             self.close("parse error", code=1002)
+            return
+        except Exception:
+            # A bug of ours: it must not escape into data_received and take
+            # the transport down without a word. 1011: internal error.
+            logger.exception("closing %s: internal error", self.sid)
+            self.close("transport error", code=1011)
             return
         if len(self._tasks) >= self.server.max_pending_handlers:
             # Back-pressure: stop reading until a running handler finishes.
@@ -433,14 +481,17 @@ class Connection:
         send_many((self,), frames)
 
     def send_raw(self, text: bytes) -> None:
-        """Queue one text frame, already encoded as Engine.IO."""
+        """Queue one text frame already encoded as Engine.IO (open, ping)."""
         ws = self.ws
         if ws.protocol.state is not OPEN or self.closed:
             return
         if self.trace:
             trace_out(self.sid, text, text=True)
-        ws.protocol.send_text(text)
-        ws.send_data()
+        if self.plain:
+            ws.transport.write(ws_frame(_TEXT, text))
+        else:
+            ws.protocol.send_text(text)
+            ws.send_data()
 
     def _overflow(self) -> None:
         size = self.ws.transport.get_write_buffer_size()
@@ -450,26 +501,50 @@ class Connection:
         self.close("transport error", abort=True)
 
 
-def send_many(conns: Iterable[Connection], frames: list[bytes]) -> None:
+def send_many(conns: Sequence[Connection], frames: list[bytes]) -> None:
     """Write one encoded packet to many connections: encoded once, no await.
 
     The Engine.IO ``message`` prefix is added once; each attachment follows
-    as a binary frame ("Transports / WebSocket").
+    as a binary frame ("Transports / WebSocket"). A server's frames are not
+    masked (RFC 6455 5.1), so without a compression extension they are the
+    same bytes for every recipient: they are framed once here and written
+    as they are, instead of once per recipient by websockets.
     """
+    if not conns:
+        return
     text = _MESSAGE + frames[0]
     attachments = frames[1:]
+    wire = ws_frame(_TEXT, text)
+    if attachments:
+        wire += b"".join(ws_frame(_BINARY, attachment) for attachment in attachments)
+    max_buffer = conns[0].server.max_buffer
     for conn in conns:
         ws = conn.ws
-        protocol = ws.protocol
-        if protocol.state is not OPEN or conn.closed:
+        if conn.closed or ws.protocol.state is not OPEN:
             continue
         if conn.trace:
             trace_out(conn.sid, text, text=True)
             for attachment in attachments:
                 trace_out(conn.sid, attachment, text=False)
-        protocol.send_text(text)
-        for attachment in attachments:
-            protocol.send_binary(attachment)
-        ws.send_data()
-        if ws.transport.get_write_buffer_size() > conn.server.max_buffer:
+        transport = ws.transport
+        if conn.plain:
+            transport.write(wire)
+        else:  # permessage-deflate: each connection has its own compression state
+            ws.protocol.send_text(text)
+            for attachment in attachments:
+                ws.protocol.send_binary(attachment)
+            ws.send_data()
+        if transport.get_write_buffer_size() > max_buffer:
             conn._overflow()
+
+
+def ws_frame(opcode: Opcode, payload: bytes) -> bytes:
+    """One unmasked, unfragmented WebSocket frame (RFC 6455 5.2)."""
+    n = len(payload)
+    if n < 126:
+        head = bytes((0x80 | opcode, n))
+    elif n < 0x10000:
+        head = struct.pack("!BBH", 0x80 | opcode, 126, n)
+    else:
+        head = struct.pack("!BBQ", 0x80 | opcode, 127, n)
+    return head + payload

@@ -226,9 +226,15 @@ class Socket:
             self._ack(ack_id, result)
 
     def _ack(self, ack_id: int, result: Any) -> None:
-        if self.connected:
-            packet = sio.Packet(sio.PacketType.ACK, ack_args(result), self.namespace.name, ack_id)
-            self._send(packet)
+        if not self.connected:
+            return
+        packet = sio.Packet(sio.PacketType.ACK, ack_args(result), self.namespace.name, ack_id)
+        try:
+            frames = sio.encode(packet)
+        except TypeError:
+            logger.exception("an ack value of socket %s is not JSON-serializable", self.id)
+            return
+        self._conn.send(frames)
 
     def _on_ack(self, ack_id: int, data: list[Any]) -> None:
         future = self._acks.pop(ack_id, None)

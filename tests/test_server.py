@@ -8,6 +8,7 @@ modules (test_routes.py, test_namespaces.py, test_heartbeat.py, test_http.py).
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 from typing import Any
 
@@ -498,3 +499,26 @@ async def test_malformed_input_closes_only_that_client_with_1002(
         for client in (b, c):
             await client.expect('42["heard","me too"]')
         assert reasons.empty()
+
+
+async def test_unserializable_ack_or_emit_is_logged_and_the_connection_lives(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    io = minisio.Server()
+
+    @io.on("connection")
+    def joined(socket: minisio.Socket) -> None:
+        socket.on("bad_ack", lambda: {1, 2})  # a set: not JSON
+        socket.on("bad_emit", lambda: socket.emit("x", object()))
+        socket.on("ok", lambda: "fine")
+
+    async with running(io) as address, raw_client(address) as client:
+        await client.join()
+        with caplog.at_level(logging.ERROR, logger="minisio"):
+            await client.send('421["bad_ack"]')
+            await client.send('422["bad_emit"]')
+            await client.send('423["ok"]')
+            await client.expect('433["fine"]')  # nothing for 1 and 2, and still connected
+        messages = [r.getMessage() for r in caplog.records]
+        assert any("not JSON-serializable" in m for m in messages), messages
+        assert any("'bad_emit' failed" in m for m in messages), messages
