@@ -23,6 +23,7 @@ lint: $(VENV)/.installed
 deps: $(VENV)/.installed node_modules/.installed /usr/bin/chromium
 
 bench: $(VENV)/.installed node_modules/.installed
+	$(PY) -m pip install -q -e '.[speed]'
 	$(PY) benchmarks/run.py
 
 $(VENV)/.installed: pyproject.toml requirements-dev.txt

@@ -482,7 +482,13 @@ def main() -> int:
     parser.add_argument("--idle-clients", type=int, help="clients of the idle scenario")
     parser.add_argument("--no-codec", action="store_true", help="skip the codec benchmarks")
     parser.add_argument("--no-install", action="store_true", help="never pip install")
-    parser.add_argument("--uvloop", action="store_true", help="all Python servers on uvloop")
+    parser.add_argument(
+        "--loop",
+        choices=("auto", "asyncio", "uvloop"),
+        default="auto",
+        help="event loop of every Python server (auto: uvloop when installed, as minisio's "
+        "'speed' extra; else asyncio)",
+    )
     parser.add_argument("--server-profile", help=argparse.SUPPRESS)  # cProfile file, for profiling
     parser.add_argument("--budget", type=float, help="stop starting runs after this many seconds")
     parser.add_argument("--out", default=str(RESULTS / "latest.json"))
@@ -510,9 +516,11 @@ def main() -> int:
         why = node_reason()
         if why:
             skipped["node"] = why
-    if args.uvloop and importlib.util.find_spec("uvloop") is None:
-        log("--uvloop given but uvloop is not installed; pip install uvloop")
+    have_uvloop = importlib.util.find_spec("uvloop") is not None
+    if args.loop == "uvloop" and not have_uvloop:
+        log("--loop uvloop given but uvloop is not installed; pip install -e '.[speed]'")
         return 2
+    args.uvloop = args.loop == "uvloop" or (args.loop == "auto" and have_uvloop)
     for server, why in skipped.items():
         log(f"skipping {LABELS[server]}: {why}")
     servers = [s for s in servers if s not in skipped]
