@@ -258,6 +258,19 @@ class Window:
         return result
 
 
+async def measure(args: argparse.Namespace, state: dict[str, Any]) -> dict[str, Any]:
+    """Warm up, then count for ``args.duration`` seconds with CPU accounting."""
+    await asyncio.sleep(args.warmup)
+    window = Window(args.server_pid)
+    state["measuring"] = True
+    window.start()
+    await asyncio.sleep(args.duration)
+    state["measuring"] = False
+    result = window.stop()
+    state["running"] = False
+    return result
+
+
 def percentiles(samples_ns: list[int]) -> dict[str, float]:
     if not samples_ns:
         return {"p50_ms": float("nan"), "p99_ms": float("nan")}
@@ -287,14 +300,7 @@ async def echo(args: argparse.Namespace) -> dict[str, Any]:
     for client in clients:
         client.t0 = now_ns()
         client.send(ECHO_FRAME)
-    await asyncio.sleep(args.warmup)
-    window = Window(args.server_pid)
-    state["measuring"] = True
-    window.start()
-    await asyncio.sleep(args.duration)
-    state["measuring"] = False
-    result = window.stop()
-    state["running"] = False
+    result = await measure(args, state)
     result["messages_per_s"] = state["count"] / result["seconds"]
     result.update(percentiles(rtts))
     for client in clients:
@@ -341,14 +347,7 @@ async def fan(args: argparse.Namespace) -> dict[str, Any]:
     sender = senders[0]
     for _ in range(args.window):
         send_one()
-    await asyncio.sleep(args.warmup)
-    window = Window(args.server_pid)
-    state["measuring"] = True
-    window.start()
-    await asyncio.sleep(args.duration)
-    state["measuring"] = False
-    result = window.stop()
-    state["running"] = False
+    result = await measure(args, state)
     result["deliveries_per_s"] = state["count"] / result["seconds"]
     result["events_per_s"] = result["deliveries_per_s"] / n
     result.update(percentiles(latencies))
