@@ -173,6 +173,7 @@ class Server:
         ping_interval: float = 25,
         ping_timeout: float = 20,
         connect_timeout: float = 45,
+        handshake_timeout: float = 10,
         # Limits
         max_payload: int = 1_000_000,
         max_attachments: int = 10,
@@ -197,6 +198,8 @@ class Server:
             ping_interval: seconds between the server's pings.
             ping_timeout: seconds to wait for the pong before closing.
             connect_timeout: seconds a new session has to join a namespace.
+            handshake_timeout: seconds a client has to complete its HTTP request
+                (slow or half-sent requests hold a socket at most this long).
             max_payload: largest frame accepted, in bytes (WebSocket ``max_size``).
             max_attachments: binary attachments per packet.
             max_depth: JSON nesting depth of a packet.
@@ -209,7 +212,7 @@ class Server:
         """
         if not path.startswith("/"):
             raise ValueError("path must start with '/'")
-        if ping_interval <= 0 or ping_timeout <= 0 or connect_timeout <= 0:
+        if min(ping_interval, ping_timeout, connect_timeout, handshake_timeout) <= 0:
             raise ValueError("timeouts must be positive")
         self.path = path.rstrip("/") + "/"
         self.static_dir = Path(static_dir).resolve() if static_dir is not None else None
@@ -222,6 +225,7 @@ class Server:
         self.ping_interval = ping_interval
         self.ping_timeout = ping_timeout
         self.connect_timeout = connect_timeout
+        self.handshake_timeout = handshake_timeout
         # "pingInterval" and "pingTimeout" are sent in milliseconds, never rounded to 0.
         self.ping_interval_ms = max(1, round(ping_interval * 1000))
         self.ping_timeout_ms = max(1, round(ping_timeout * 1000))
@@ -297,6 +301,7 @@ class Server:
             ping_timeout=None,
             max_size=self.max_payload,
             create_connection=WebSocket,
+            open_timeout=self.handshake_timeout,
             close_timeout=5,
             server_header=None,
         ) as server:

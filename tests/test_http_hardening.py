@@ -405,3 +405,15 @@ async def test_duplicated_handshake_headers_are_a_bad_request(
         io.emit("still", 1)
         await control.expect('42["still",1]')
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+async def test_a_half_sent_request_is_dropped_after_handshake_timeout() -> None:
+    io = minisio.Server(handshake_timeout=0.3)
+    async with running(io) as address:
+        host, port = address.rsplit(":", 1)
+        reader, writer = await asyncio.open_connection(host, int(port))
+        writer.write(b"GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: x\r\n")
+        started = asyncio.get_running_loop().time()
+        assert await asyncio.wait_for(reader.read(), 3 * UNIT) == b""  # closed, unanswered
+        assert asyncio.get_running_loop().time() - started < 2 * UNIT
+        writer.close()
