@@ -313,8 +313,8 @@ class Connection:
 
     def _task_done(self, task: asyncio.Task[Any]) -> None:
         self._tasks.pop(task, None)
-        if len(self._tasks) == self.server.max_pending_handlers - 1 and not self.closed:
-            self.ws.transport.resume_reading()
+        if len(self._tasks) == self.server.max_pending_handlers - 1:
+            self.ws.transport.resume_reading()  # a no-op unless receive() paused it
 
     # -- heartbeat ("Protocol / Heartbeat"): the server pings, the client pongs.
     def _ping(self) -> None:

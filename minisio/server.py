@@ -122,6 +122,7 @@ class Namespace:
         BroadcastOperator(self).emit(event, *args)
 
     def disconnect_sockets(self, close: bool = False) -> None:
+        """Disconnect every socket of the namespace (``close=True``: their connections too)."""
         BroadcastOperator(self).disconnect(close)
 
     # -- called by connections --------------------------------------------

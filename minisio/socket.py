@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Set
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from . import sio
@@ -26,7 +26,12 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 @dataclass(frozen=True, slots=True)
 class Handshake:
-    """What the client sent when it connected (``socket.handshake`` in Node)."""
+    """What the client sent when it connected (``socket.handshake`` in Node).
+
+    ``headers`` has lower-case names; ``time`` is when the WebSocket opened,
+    ``issued`` the same in milliseconds since the epoch; ``url`` is the
+    request target, query included.
+    """
 
     headers: dict[str, str]
     query: dict[str, str]
@@ -35,8 +40,6 @@ class Handshake:
     time: str
     issued: int
     url: str
-    secure: bool = False
-    xdomain: bool = field(default=False)
 
 
 class Socket:
