@@ -23,12 +23,14 @@ class Adapter:
         self.sids: dict[str, set[str]] = {}
 
     def join(self, sid: str, rooms: Iterable[str]) -> None:
+        """Put socket ``sid`` in ``rooms``."""
         mine = self.sids.setdefault(sid, set())
         for room in rooms:
             mine.add(room)
             self.rooms.setdefault(room, set()).add(sid)
 
     def leave(self, sid: str, room: str) -> None:
+        """Take socket ``sid`` out of ``room``; an emptied room is forgotten."""
         mine = self.sids.get(sid)
         if mine is not None:
             mine.discard(room)
@@ -39,6 +41,7 @@ class Adapter:
                 del self.rooms[room]  # empty rooms must not accumulate
 
     def leave_all(self, sid: str) -> None:
+        """Take socket ``sid`` out of every room (it disconnected)."""
         for room in self.sids.pop(sid, ()):
             members = self.rooms.get(room)
             if members is not None:
@@ -47,6 +50,7 @@ class Adapter:
                     del self.rooms[room]
 
     def rooms_of(self, sid: str) -> Set[str]:
+        """The rooms socket ``sid`` is in."""
         return self.sids.get(sid, frozenset())
 
     def select(self, rooms: Set[str], exclude: Set[str]) -> set[str]:

@@ -12,13 +12,14 @@ message.
 Frames go out synchronously too: an emit pushes bytes into the transport
 and returns, as ``websockets.broadcast()`` does. The price of not awaiting
 is that a client that stops reading would grow its write buffer forever, so
-every write checks the buffer against a high-water mark and cuts the
+every emit checks the buffer against a high-water mark and cuts the
 connection that passes it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 import secrets
 import struct
@@ -63,6 +64,8 @@ _CONT = Opcode.CONT
 # Frames a client may pipeline behind its handshake request, before the
 # session starts: a well-behaved one sends none.
 _MAX_EARLY_FRAMES = 16
+# Events one connection may have waiting for a handler, per allowed running one.
+_BACKLOG_FACTOR = 16
 
 
 def new_id() -> str:
@@ -121,6 +124,7 @@ class WebSocket(ServerConnection):
     _fragments_text = False
 
     def process_event(self, event: Event) -> None:
+        """Turn one parsed frame into a message for the session (websockets' hook)."""
         session = self.session
         if session is None:
             if self.request is None or not isinstance(event, Frame):
@@ -157,6 +161,7 @@ class WebSocket(ServerConnection):
             session.receive(data)
 
     def data_received(self, data: bytes) -> None:
+        """Bytes from the socket; after websockets parsed them, notice a closing peer."""
         if self.request is None and _refuse_request_body(self.transport, data):
             return
         super().data_received(data)
@@ -190,6 +195,7 @@ class Connection:
     """The server side of one Engine.IO session and the sockets riding on it."""
 
     __slots__ = (
+        "_backlog",
         "_connect_timer",
         "_ping_timer",
         "_pong_timer",
@@ -225,6 +231,8 @@ class Connection:
         # No extension (compression) negotiated: frames can be written as built.
         self.plain = not ws.protocol.extensions
         self._tasks: dict[asyncio.Task[Any], None] = {}
+        # Events waiting for a handler slot (see _on_packet); None when empty.
+        self._backlog: collections.deque[tuple[Socket, sio.Packet]] | None = None
         self._ping_timer: asyncio.TimerHandle | None = None
         self._pong_timer: asyncio.TimerHandle | None = None
         self._connect_timer: asyncio.TimerHandle | None = None
@@ -250,6 +258,8 @@ class Connection:
             if not self.closed:  # the TCP connection dropped without a closing handshake
                 self.closed = True
                 self._finish("transport close")
+            # Counted towards max_connections until the socket is really gone.
+            self.server._connections.discard(self)
 
     def receive(self, message: str | bytes) -> None:
         """Handle one WebSocket message: the one boundary for peer faults."""
@@ -267,10 +277,6 @@ class Connection:
             # the transport down without a word. 1011: internal error.
             logger.exception("closing %s: internal error", self.sid)
             self.close("transport error", code=1011)
-            return
-        if len(self._tasks) >= self.server.max_pending_handlers:
-            # Back-pressure: stop reading until a running handler finishes.
-            self.ws.transport.pause_reading()
 
     def close(
         self, reason: str, *, code: int = 1000, message: str = "", abort: bool = False
@@ -282,11 +288,24 @@ class Connection:
         if self.closed:
             return
         self.closed = True
-        self._finish(reason)
         if abort:
             self.ws.transport.abort()
+            # Not now: abort() may be called from inside a broadcast, and the
+            # disconnect handlers must not run in the middle of someone's emit.
+            asyncio.get_running_loop().call_soon(self._finish, reason)
         else:
-            self.spawn(self.ws.close(code, message))
+            self._finish(reason)
+            self.spawn(self._close_websocket(code, message))
+
+    async def _close_websocket(self, code: int, message: str) -> None:
+        # websockets' close() first waits for the write buffer to drain, with
+        # no deadline: a peer that stopped reading would keep it (and its
+        # buffer) forever. Bound the whole close, then drop the connection.
+        try:
+            async with asyncio.timeout(self.server.close_timeout):
+                await self.ws.close(code, message)
+        except TimeoutError:
+            self.ws.transport.abort()
 
     def kick(self) -> None:
         """Server-side ``disconnect(close=True)``: leave every namespace, then close."""
@@ -301,9 +320,9 @@ class Connection:
         sockets = list(self.sockets.values())
         self.sockets.clear()
         self.pending.clear()
+        self._backlog = None
         for socket in sockets:
             socket._onclose(reason)
-        self.server._connections.discard(self)
 
     def spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
         """Run a coroutine for this connection, keeping a reference until it ends."""
@@ -313,8 +332,14 @@ class Connection:
 
     def _task_done(self, task: asyncio.Task[Any]) -> None:
         self._tasks.pop(task, None)
-        if len(self._tasks) == self.server.max_pending_handlers - 1:
-            self.ws.transport.resume_reading()  # a no-op unless receive() paused it
+        backlog = self._backlog
+        limit = self.server.max_pending_handlers
+        while backlog and len(self._tasks) < limit:
+            socket, packet = backlog.popleft()
+            if socket.connected:
+                socket._on_event(packet.data, packet.id)
+        if not backlog:
+            self._backlog = None
 
     # -- heartbeat ("Protocol / Heartbeat"): the server pings, the client pongs.
     def _ping(self) -> None:
@@ -370,9 +395,15 @@ class Connection:
             elif packet.namespace not in self.pending:
                 # "invalid state" in the reference server: it closes the connection.
                 raise ProtocolError("packet for a namespace not joined")
+            elif kind is _DISCONNECT:
+                del self.pending[packet.namespace]  # gave up: do not accept it afterwards
+            # Anything else before the CONNECT reply is dropped: a client waits for it.
             return
         if kind is _EVENT or kind is _BINARY_EVENT:
-            socket._on_event(packet.data, packet.id)
+            if self._backlog is not None or len(self._tasks) >= self.server.max_pending_handlers:
+                self._wait(socket, packet)
+            else:
+                socket._on_event(packet.data, packet.id)
         elif kind is _ACK or kind is _BINARY_ACK:
             assert packet.id is not None  # the decoder checked it
             socket._on_ack(packet.id, packet.data)
@@ -383,6 +414,20 @@ class Connection:
             raise ProtocolError("CONNECT to a namespace already joined")
         else:
             raise ProtocolError("CONNECT_ERROR sent by a client")
+
+    def _wait(self, socket: Socket, packet: sio.Packet) -> None:
+        """Queue an event until a handler slot frees up (max_pending_handlers).
+
+        Reading goes on meanwhile: acks, pongs and disconnects must still get
+        through, or a handler awaiting an ack would wait on itself. A client
+        that queues far more than it could ever need is flooding: it is cut.
+        """
+        if self._backlog is None:
+            self._backlog = collections.deque()
+        self._backlog.append((socket, packet))
+        if len(self._backlog) > self.server.max_pending_handlers * _BACKLOG_FACTOR:
+            logger.warning("closing %s: too many events waiting for their handlers", self.sid)
+            self.close("transport error", code=1008, message="too many pending events")
 
     # -- joining namespaces ("Protocol / Connection to a namespace") --------
     def _on_connect(self, name: str, auth: dict[str, Any] | None) -> None:
@@ -451,6 +496,7 @@ class Connection:
             del self.sockets[socket.namespace.name]
 
     def handshake(self, auth: dict[str, Any]) -> Handshake:
+        """A socket's ``handshake``, from the HTTP request of this session."""
         from .socket import Handshake
 
         request = self.ws.request
@@ -471,9 +517,11 @@ class Connection:
 
     # -- sending ---------------------------------------------------------
     def send_packet(self, kind: sio.PacketType, data: Any, namespace: str) -> None:
+        """Encode and queue one Socket.IO packet."""
         self.send(sio.encode(sio.Packet(kind, data, namespace)))
 
     def send_eio(self, kind: eio.PacketType, data: bytes = b"") -> None:
+        """Queue one Engine.IO packet that carries no Socket.IO packet (open)."""
         self.send_raw(eio.text_frame(kind, data))
 
     def send(self, frames: list[bytes]) -> None:

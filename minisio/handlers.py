@@ -12,10 +12,12 @@ import inspect
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["Handler", "ack_args"]
+__all__ = ["Handler", "ack_args", "ack_result"]
 
 
 class Handler:
+    """A user function with its signature read once: async or not, how many arguments."""
+
     __slots__ = ("fn", "is_async", "max_args", "min_args")
 
     def __init__(self, fn: Callable[..., Any]) -> None:

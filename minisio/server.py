@@ -63,6 +63,7 @@ _CLIENT_FILES = (
 )
 
 _REPO = Path(__file__).resolve().parent.parent
+_MAX_STATIC_FILE = 8 * 2**20
 
 
 class Namespace:
@@ -90,7 +91,7 @@ class Namespace:
             raise ValueError(f"a namespace has no {event!r} event; use socket.on() for events")
 
         def register(fn: F) -> F:
-            self._connection_handlers.append(Handler(fn))
+            self._connection_handlers.append(_takes_the_socket(fn, "a connection handler"))
             return fn
 
         return register if handler is None else register(handler)
@@ -101,7 +102,7 @@ class Namespace:
         Raise :class:`~minisio.ConnectionRefused` to refuse the connection;
         the client gets ``connect_error`` with the message.
         """
-        handler = Handler(middleware)
+        handler = _takes_the_socket(middleware, "middleware")
         self._middlewares.append(handler)
         self._async_middleware = self._async_middleware or handler.is_async
         return middleware
@@ -145,6 +146,17 @@ class Namespace:
                 handler.fn(socket)
             except Exception:
                 logger.exception("connection handler of %s failed", self.name)
+
+
+def _takes_the_socket(fn: Callable[..., Any], what: str) -> Handler:
+    """Check, at registration, that ``fn`` can be called as ``fn(socket)``."""
+    handler = Handler(fn)
+    if handler.min_args > 1 or handler.max_args == 0:
+        raise TypeError(
+            f"{what} is called with the socket alone: fn(socket) "
+            "(raise minisio.ConnectionRefused instead of calling next(err))"
+        )
+    return handler
 
 
 async def _run_connection_handler(handler: Handler, socket: Socket) -> None:
@@ -215,6 +227,9 @@ class Server:
             raise ValueError("path must start with '/'")
         if min(ping_interval, ping_timeout, connect_timeout, handshake_timeout) <= 0:
             raise ValueError("timeouts must be positive")
+        limits = (max_payload, max_depth, max_namespaces, max_connections, max_buffer)
+        if min(limits) < 1 or max_pending_handlers < 1 or max_attachments < 0:
+            raise ValueError("limits must be positive")
         self.path = path.rstrip("/") + "/"
         self.static_dir = Path(static_dir).resolve() if static_dir is not None else None
         self.serve_client = serve_client
@@ -227,6 +242,8 @@ class Server:
         self.ping_timeout = ping_timeout
         self.connect_timeout = connect_timeout
         self.handshake_timeout = handshake_timeout
+        # Bound on a closing handshake, drain included (see Connection.close).
+        self.close_timeout = 5.0
         # "pingInterval" and "pingTimeout" are sent in milliseconds, never rounded to 0.
         self.ping_interval_ms = max(1, round(ping_interval * 1000))
         self.ping_timeout_ms = max(1, round(ping_timeout * 1000))
@@ -271,11 +288,13 @@ class Server:
         self.main.emit(event, *args)
 
     def to(self, *rooms: str) -> BroadcastOperator:
+        """The sockets of the main namespace in ``rooms`` (a socket id is a room)."""
         return self.main.to(*rooms)
 
     in_ = to
 
     def except_(self, *rooms: str) -> BroadcastOperator:
+        """Every socket of the main namespace but those in ``rooms``."""
         return self.main.except_(*rooms)
 
     @property
@@ -303,7 +322,7 @@ class Server:
             max_size=self.max_payload,
             create_connection=WebSocket,
             open_timeout=self.handshake_timeout,
-            close_timeout=5,
+            close_timeout=self.close_timeout,
             server_header=None,
         ) as server:
             try:
@@ -454,6 +473,10 @@ def _text(status: int, text: str) -> Response:
 
 
 def _file(path: Path) -> Response:
+    if path.stat().st_size > _MAX_STATIC_FILE:
+        # Read whole and on the event loop: fine for a page and its scripts, not for media.
+        logger.warning("not serving %s: larger than %d bytes", path.name, _MAX_STATIC_FILE)
+        return _text(404, "Not Found\n")
     body = path.read_bytes()
     content_type = _CONTENT_TYPES.get(path.suffix.lower(), "application/octet-stream")
     headers = Headers(

@@ -116,9 +116,11 @@ def encode(packet: Packet) -> list[bytes]:
         except TypeError:
             # orjson refuses bytes: that is how binary data is noticed without
             # walking every packet. Walk only this one.
+            # Non-string dict keys land here too: JSON.stringify and json.dumps
+            # turn them into strings, and so does this slower path.
             data = _extract(data, attachments)
-            body = orjson.dumps(data)
-            if type_ is _EVENT or type_ is _ACK:
+            body = orjson.dumps(data, option=orjson.OPT_NON_STR_KEYS)
+            if attachments and (type_ is _EVENT or type_ is _ACK):
                 type_ = PacketType(type_ + 3)
     if type_ is _EVENT and packet.namespace == "/" and packet.id is None:
         return [b"2" + body]  # the common case, kept short
@@ -189,7 +191,7 @@ class Decoder:
         if isinstance(frame, str):
             if self._pending is not None:
                 raise ProtocolError("text packet while waiting for binary attachments")
-            packet, count = self._parse(frame)
+            packet, count = self.parse(frame)
             if count < 0:
                 return packet
             if count == 0:
@@ -211,8 +213,14 @@ class Decoder:
         self._pending, self._buffers = None, []
         return _rebuild(packet, buffers)
 
-    def _parse(self, text: str) -> tuple[Packet, int]:
-        """One packet's text; the attachment count is -1 for non-binary types."""
+    def parse(self, text: str) -> tuple[Packet, int]:
+        """Decode one packet's text alone, with no attachment state.
+
+        Returns the packet, its placeholders not yet replaced, and its
+        attachment count (-1 for a type that takes none). :meth:`feed` is
+        the way to decode a stream; the wire trace uses this to describe a
+        single frame.
+        """
         code = ord(text[0]) - 48 if text else -1
         if not 0 <= code <= 6:
             raise ProtocolError(

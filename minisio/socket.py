@@ -76,7 +76,7 @@ class Socket:
         self._conn = conn
         # Rooms joined by middleware, before the socket is in the adapter; None once accepted.
         self._early_rooms: set[str] | None = set()
-        self._handlers: dict[str, Handler] = {}
+        self._handlers: dict[str, list[Handler]] = {}
         self._acks: dict[int, asyncio.Future[Any]] = {}
         self._next_ack = 0
 
@@ -100,16 +100,19 @@ class Socket:
     @overload
     def on(self, event: str, handler: F) -> F: ...
     def on(self, event: str, handler: F | None = None) -> Any:
-        """Register ``handler`` for ``event``; usable as ``@socket.on("event")``.
+        """Add ``handler`` for ``event``; usable as ``@socket.on("event")``.
 
         The handler gets the event's arguments. If the client asked for an
         ack, the handler's return value answers it (a tuple answers with
-        several arguments). ``"disconnect"`` handlers get the reason string;
-        ``"disconnecting"`` handlers run while the socket is still in its rooms.
+        several arguments). Handlers add up, as listeners do in Node: all of
+        them run, in order, and the first one registered answers the ack.
+        ``"disconnect"`` handlers get the reason string; ``"disconnecting"``
+        handlers run while the socket is still in its rooms (a coroutine
+        handler's body runs later, once it has left them).
         """
 
         def register(fn: F) -> F:
-            self._handlers[event] = Handler(fn)
+            self._handlers.setdefault(event, []).append(Handler(fn))
             return fn
 
         return register if handler is None else register(handler)
@@ -167,6 +170,7 @@ class Socket:
         return frozenset(self.namespace.adapter.rooms_of(self.id))
 
     def join(self, *rooms: str) -> None:
+        """Join ``rooms``; in middleware, they are joined once the connection is accepted."""
         for room in rooms:
             if not isinstance(room, str):
                 raise TypeError("room names are str")
@@ -176,6 +180,7 @@ class Socket:
             self._early_rooms.update(rooms)
 
     def leave(self, room: str) -> None:
+        """Leave ``room`` (leaving the room named by the socket's own id is allowed)."""
         if self._early_rooms:
             self._early_rooms.discard(room)
         self.namespace.adapter.leave(self.id, room)
@@ -202,17 +207,23 @@ class Socket:
         self._conn.send(sio.encode(packet))
 
     def _on_event(self, data: list[Any], ack_id: int | None) -> None:
-        handler = self._handlers.get(data[0])
-        if handler is None:
+        handlers = self._handlers.get(data[0])
+        if handlers is None:
             return
-        args = handler.fit(data[1:])
+        args = data[1:]
+        for handler in handlers:
+            self._run(handler, data[0], args, ack_id)
+            ack_id = None  # the first handler answers the ack
+
+    def _run(self, handler: Handler, event: str, args: list[Any], ack_id: int | None) -> None:
+        args = handler.fit(args)
         if handler.is_async:
-            self._conn.spawn(self._run_async(handler, data[0], args, ack_id))
+            self._conn.spawn(self._run_async(handler, event, args, ack_id))
             return
         try:
             result = handler.fn(*args)
         except Exception:
-            logger.exception("handler for %r failed (socket %s)", data[0], self.id)
+            logger.exception("handler for %r failed (socket %s)", event, self.id)
             return
         if ack_id is not None:
             self._ack(ack_id, result)
@@ -245,18 +256,9 @@ class Socket:
             future.set_result(ack_result(data))
 
     def _call(self, event: str, *args: Any) -> None:
-        """Run a lifecycle handler ("disconnect", "disconnecting")."""
-        handler = self._handlers.get(event)
-        if handler is None:
-            return
-        fitted = handler.fit(list(args))
-        if handler.is_async:
-            self._conn.spawn(self._run_async(handler, event, fitted, None))
-            return
-        try:
-            handler.fn(*fitted)
-        except Exception:
-            logger.exception("handler for %r failed (socket %s)", event, self.id)
+        """Run the lifecycle handlers ("disconnect", "disconnecting")."""
+        for handler in self._handlers.get(event, ()):
+            self._run(handler, event, list(args), None)
 
     def _onclose(self, reason: str) -> None:
         if not self.connected:

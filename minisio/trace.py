@@ -65,7 +65,7 @@ def describe(frame: str | bytes) -> str:
 def _describe_sio(text: str) -> str:
     decoder = sio.Decoder(max_attachments=1_000_000, max_depth=1_000)
     try:
-        packet, count = decoder._parse(text)
+        packet, count = decoder.parse(text)
     except ProtocolError as exc:
         return f"INVALID ({exc})"
     parts = [packet.type.name, f"ns={packet.namespace}"]
