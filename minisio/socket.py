@@ -54,12 +54,12 @@ class Socket:
         "_acks",
         "_auth",
         "_conn",
+        "_data",
         "_early_rooms",
         "_handlers",
         "_handshake",
         "_next_ack",
         "connected",
-        "data",
         "id",
         "namespace",
     )
@@ -72,16 +72,24 @@ class Socket:
         self._auth = auth
         self._handshake: Handshake | None = None
         self.connected = False
-        self.data: dict[str, Any] = {}  # free for the application, like socket.data in Node
+        # Idle sockets are most sockets: what most never use is made on first use.
+        self._data: dict[str, Any] | None = None
         self._conn = conn
         # Rooms joined by middleware, before the socket is in the adapter; None once accepted.
         self._early_rooms: set[str] | None = set()
-        self._handlers: dict[str, list[Handler]] = {}
-        self._acks: dict[int, asyncio.Future[Any]] = {}
+        self._handlers: dict[str, tuple[Handler, ...]] = {}
+        self._acks: dict[int, asyncio.Future[Any]] | None = None
         self._next_ack = 0
 
     def __repr__(self) -> str:
         return f"<Socket {self.id} {self.namespace.name}>"
+
+    @property
+    def data(self) -> dict[str, Any]:
+        """A dict free for the application, like ``socket.data`` in Node."""
+        if self._data is None:
+            self._data = {}
+        return self._data
 
     @property
     def handshake(self) -> Handshake:
@@ -112,7 +120,7 @@ class Socket:
         """
 
         def register(fn: F) -> F:
-            self._handlers.setdefault(event, []).append(Handler(fn))
+            self._handlers[event] = (*self._handlers.get(event, ()), Handler(fn))
             return fn
 
         return register if handler is None else register(handler)
@@ -136,6 +144,8 @@ class Socket:
         ack_id = self._next_ack
         self._next_ack += 1
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        if self._acks is None:
+            self._acks = {}
         self._acks[ack_id] = future
         self._send(sio.Packet(sio.PacketType.EVENT, [event, *args], self.namespace.name, ack_id))
         try:
@@ -144,7 +154,8 @@ class Socket:
         except TimeoutError:
             raise AckTimeout(f"no ack for {event!r} within {timeout}s") from None
         finally:
-            self._acks.pop(ack_id, None)
+            if self._acks is not None:
+                self._acks.pop(ack_id, None)
 
     @property
     def broadcast(self) -> BroadcastOperator:
@@ -251,7 +262,7 @@ class Socket:
         self._conn.send(frames)
 
     def _on_ack(self, ack_id: int, data: list[Any]) -> None:
-        future = self._acks.pop(ack_id, None)
+        future = self._acks.pop(ack_id, None) if self._acks is not None else None
         if future is not None and not future.done():
             future.set_result(ack_result(data))
 
@@ -266,8 +277,8 @@ class Socket:
         self._call("disconnecting", reason)
         self.connected = False
         self.namespace._remove(self)
-        for future in self._acks.values():
+        acks, self._acks = self._acks, None
+        for future in (acks or {}).values():
             if not future.done():
                 future.set_exception(Disconnected(reason))
-        self._acks.clear()
         self._call("disconnect", reason)
