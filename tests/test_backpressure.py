@@ -27,7 +27,7 @@ async def test_handlers_awaiting_acks_past_the_limit_still_get_them() -> None:
     # More handlers waiting on the client's ack than max_pending_handlers: the
     # extra events wait in line, but acks must still be read, or every
     # handler would wait on itself.
-    io = minisio.Server(max_pending_handlers=2, ping_interval=0.2, ping_timeout=0.2)
+    io = minisio.Server(max_pending_handlers=2, ping_interval=0.2 * UNIT, ping_timeout=0.2 * UNIT)
     reasons: list[str] = []
 
     @io.on("connection")
@@ -36,7 +36,7 @@ async def test_handlers_awaiting_acks_past_the_limit_still_get_them() -> None:
 
         @socket.on("quiz")
         async def quiz(n: int) -> Any:
-            return await socket.emit_with_ack("question", n, timeout=2)
+            return await socket.emit_with_ack("question", n, timeout=2 * UNIT)
 
     async with running(io) as address, raw_client(address) as client:
         await client.join()
@@ -194,8 +194,9 @@ async def test_disconnect_while_middleware_runs_is_not_accepted_afterwards() -> 
 
     async with running(io) as address, raw_client(address) as client:
         await client.send("40/admin,")
+        await eventually(lambda: any("/admin" in c.pending for c in io._connections))
         await client.send("41/admin,")  # the client gave up before the answer
-        await asyncio.sleep(0.05)
+        await eventually(lambda: not any("/admin" in c.pending for c in io._connections))
         release.set()
         await client.expect_nothing()
         assert connected == [] and not admin.sockets

@@ -239,11 +239,12 @@ describe("with one server", () => {
   test("client retries (ackTimeout + retries) are answered like plain acks", TEST, async (t) => {
     const socket = await connected(t, url, { ackTimeout: 300, retries: 2 });
     assert.equal(await socket.emitWithAck("sum", 1, 2), 3);
-    // The first try times out on the client (300 ms), the second is answered at once.
+    // The first try times out on the client (300 ms), the second is answered at
+    // once: well before the first one's 10 units would have run out.
     const started = Date.now();
-    assert.equal(await socket.emitWithAck("once_slow", `retry-${socket.id}`, 1000), 2);
+    assert.equal(await socket.emitWithAck("once_slow", `retry-${socket.id}`, 10 * UNIT), 2);
     const elapsed = Date.now() - started;
-    assert.ok(elapsed >= 290 && elapsed < 1000, `answered after ${elapsed} ms`);
+    assert.ok(elapsed >= 290 && elapsed < 10 * UNIT, `answered after ${elapsed} ms`);
   });
 
   test("server -> client acks: emit_with_ack answered, and timed out", TEST, async (t) => {
@@ -556,13 +557,13 @@ test("the client reconnects by itself after the server restarts on its port", TE
   assert.equal(reason, "transport close");
   assert.equal(socket.active, true, "still trying to reconnect");
 
-  await sleep(300); // a failed attempt or two while nothing listens
+  await next(socket.io, "reconnect_error", 10 * UNIT); // an attempt failed: nothing listens
   const reconnected = next(socket.io, "reconnect", 10 * UNIT);
   const connectedAgain = next(socket, "connect", 10 * UNIT);
   server = await startServer({ port });
   assert.equal(server.port, port);
   const [attempt] = await reconnected; // the Manager's WebSocket is open again
-  assert.ok(attempt >= 1);
+  assert.ok(attempt >= 2, `reconnected at attempt ${attempt}`);
   await connectedAgain; // and the namespace joined
   assert.ok(socket.connected);
   assert.notEqual(socket.id, firstId, "a new session");
@@ -570,7 +571,8 @@ test("the client reconnects by itself after the server restarts on its port", TE
 });
 
 test("ping/pong keeps an idle connection alive across ping intervals", TEST, async (t) => {
-  const server = await serverFor(t, { pingInterval: 0.3, pingTimeout: 0.2 });
+  const scale = UNIT / 1000; // MINISIO_TEST_UNIT stretches the whole timeline
+  const server = await serverFor(t, { pingInterval: 0.3 * scale, pingTimeout: 0.2 * scale });
   const socket = await connected(t, server.url);
   const id = socket.id;
   const pings = [];
@@ -579,12 +581,12 @@ test("ping/pong keeps an idle connection alive across ping intervals", TEST, asy
 
   // Without pongs the server would close after 0.5 s, and without pings the
   // client would give up after pingInterval + pingTimeout = 0.5 s as well.
-  await sleep(1700);
+  await sleep(1700 * scale);
   assert.deepEqual(disconnects, []);
-  assert.ok(pings.length >= 4, `${pings.length} pings in 1.7 s`);
+  assert.ok(pings.length >= 4, `${pings.length} pings in ${1.7 * scale} s`);
   for (let i = 1; i < pings.length; i++) {
     const gap = pings[i] - pings[i - 1];
-    assert.ok(gap >= 250 && gap < 600, `ping gap ${gap} ms`);
+    assert.ok(gap >= 250 * scale && gap < 600 * scale, `ping gap ${gap} ms`);
   }
   assert.ok(socket.connected);
   assert.equal(socket.id, id);
