@@ -57,13 +57,7 @@ class BroadcastOperator:
         """Send an event to every selected socket; encoded once, written to each."""
         _check_event(event)
         frames = sio.encode(sio.Packet(sio.PacketType.EVENT, [event, *args], self.namespace.name))
-        ns = self.namespace
-        if self.rooms or self.exclude:
-            chosen = ns.adapter.select(self.rooms, self.exclude)
-            conns = [ns.sockets[sid]._conn for sid in chosen if sid in ns.sockets]
-        else:
-            conns = [socket._conn for socket in ns.sockets.values()]
-        send_many(conns, frames)
+        send_many([socket._conn for socket in self.sockets], frames)
 
     def disconnect(self, close: bool = False) -> None:
         """Disconnect every selected socket (server-side kick)."""

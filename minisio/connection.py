@@ -40,7 +40,7 @@ if TYPE_CHECKING:
     from .server import Namespace, Server
     from .socket import Handshake, Socket
 
-__all__ = ["Connection", "WebSocket", "new_id", "send_many"]
+__all__ = ["Connection", "WebSocket", "new_id", "send_many", "write_many"]
 
 logger = logging.getLogger("minisio")
 
@@ -530,16 +530,7 @@ class Connection:
 
     def send_raw(self, text: bytes) -> None:
         """Queue one text frame already encoded as Engine.IO (open, ping)."""
-        ws = self.ws
-        if ws.protocol.state is not OPEN or self.closed:
-            return
-        if self.trace:
-            trace_out(self.sid, text, text=True)
-        if self.plain:
-            ws.transport.write(ws_frame(_TEXT, text))
-        else:
-            ws.protocol.send_text(text)
-            ws.send_data()
+        write_many((self,), text, [])
 
     def _overflow(self) -> None:
         size = self.ws.transport.get_write_buffer_size()
@@ -550,18 +541,24 @@ class Connection:
 
 
 def send_many(conns: Sequence[Connection], frames: list[bytes]) -> None:
-    """Write one encoded packet to many connections: encoded once, no await.
+    """Write one encoded Socket.IO packet to many connections: encoded once, no await.
 
     The Engine.IO ``message`` prefix is added once; each attachment follows
-    as a binary frame ("Transports / WebSocket"). A server's frames are not
-    masked (RFC 6455 5.1), so without a compression extension they are the
-    same bytes for every recipient: they are framed once here and written
-    as they are, instead of once per recipient by websockets.
+    as a binary frame ("Transports / WebSocket").
+    """
+    write_many(conns, _MESSAGE + frames[0], frames[1:])
+
+
+def write_many(conns: Sequence[Connection], text: bytes, attachments: list[bytes]) -> None:
+    """Write one Engine.IO text frame, then binary frames, to many connections.
+
+    A server's frames are not masked (RFC 6455 5.1), so without a
+    compression extension they are the same bytes for every recipient: they
+    are framed once here and written as they are, instead of once per
+    recipient by websockets.
     """
     if not conns:
         return
-    text = _MESSAGE + frames[0]
-    attachments = frames[1:]
     wire = ws_frame(_TEXT, text)
     if attachments:
         wire += b"".join(ws_frame(_BINARY, attachment) for attachment in attachments)

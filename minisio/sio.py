@@ -47,14 +47,10 @@ class PacketType(enum.IntEnum):
 
 _TYPES = tuple(PacketType)
 _BINARY = {PacketType.BINARY_EVENT, PacketType.BINARY_ACK}
-# Module-level aliases: an enum member lookup (``PacketType.EVENT``) costs
-# more than the rest of a hot-path comparison.
-_CONNECT = PacketType.CONNECT
-_DISCONNECT = PacketType.DISCONNECT
+# Module-level aliases for encode(): an enum member lookup
+# (``PacketType.EVENT``) costs more than the rest of the comparison.
 _EVENT = PacketType.EVENT
 _ACK = PacketType.ACK
-_BINARY_EVENT = PacketType.BINARY_EVENT
-_BINARY_ACK = PacketType.BINARY_ACK
 
 #: Event names a peer may not send: the Socket.IO API gives them their own
 #: meaning on both sides ("connect", "disconnect", ...).
