@@ -11,6 +11,7 @@ the frames, byte for byte (websockets ``tests/test_frames.py``).
 from __future__ import annotations
 
 import copy
+import json
 import re
 from typing import Any
 
@@ -428,6 +429,50 @@ def test_decoder_recovers_after_an_attachment_error() -> None:
 
 
 # Properties.
+
+# Strings made of what JSON nesting is written with, so that brackets,
+# quotes and escapes inside strings get in the way of the depth check, and
+# plain ones, so that the text alone can settle it.
+STRINGS = st.sampled_from(["", "a"]) | st.text(st.sampled_from('[]{}"\\a\u20ac'), max_size=6)
+NESTED = st.recursive(
+    st.none() | st.integers(-9, 9) | STRINGS,
+    lambda children: (
+        st.lists(children, max_size=5) | st.dictionaries(STRINGS, children, max_size=4)
+    ),
+    max_leaves=40,
+)
+
+
+def nesting(value: Any) -> int:
+    if isinstance(value, list):
+        return 1 + max(map(nesting, value), default=0)
+    if isinstance(value, dict):
+        return 1 + max(map(nesting, value.values()), default=0)
+    return 0
+
+
+HEADS = [("2", "/", None), ("2/a,", "/a", None), ("212", "/", 12)]
+
+
+@settings(max_examples=1000)
+@given(NESTED, st.sampled_from([-1, 0, 1]), st.booleans(), st.sampled_from(HEADS))
+def test_depth_limit_matches_the_nesting(
+    value: Any, slack: int, ascii_only: bool, head: tuple[str, str, int | None]
+) -> None:
+    # The decoder counts brackets, then strips them level by level from the
+    # text, then walks the value: each way must give the true nesting, at
+    # the limit and on either side of it. "2" takes feed()'s fast path, the
+    # other two parse(); json.dumps(ensure_ascii=True) writes escapes.
+    prefix, namespace, ack_id = head
+    text = prefix + json.dumps(["x", value], ensure_ascii=ascii_only)
+    depth = 1 + nesting(value)
+    decoder = Decoder(max_depth=depth + slack)
+    if slack >= 0:
+        assert decoder.feed(text) == Packet(EVENT, ["x", value], namespace, ack_id)
+    else:
+        with pytest.raises(ProtocolError, match=r"^JSON nested too deeply$"):
+            decoder.feed(text)
+
 
 NAMESPACES = st.just("/") | st.text(
     st.characters(codec="utf-8", exclude_characters=","), min_size=1, max_size=20
