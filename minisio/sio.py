@@ -187,22 +187,18 @@ class Decoder:
         if type(frame) is str and frame[:2] == "2[" and self._pending is None:
             # The packet most frames carry, an event to the main namespace
             # without ack id: parse() and _validate() inline, for speed alone.
-            # Anything they would refuse goes on to parse(), to say why.
+            # A payload that is not a valid event goes on to parse(), to say why.
             payload = frame[1:]
             try:
                 data = orjson.loads(payload)
             except orjson.JSONDecodeError:
                 raise ProtocolError("invalid JSON payload") from None
-            if (
-                type(data) is list
-                and data
-                and type(data[0]) is str
-                and data[0] not in RESERVED_EVENTS
-                and (
-                    payload.count("[") + payload.count("{") <= self.max_depth
-                    or not _too_deep(payload, data, self.max_depth)
-                )
-            ):
+            name = data[0] if type(data) is list and data else None
+            if type(name) is str and name not in RESERVED_EVENTS:
+                limit = self.max_depth
+                deep = payload.count("[") + payload.count("{") > limit
+                if deep and _too_deep(payload, data, limit):
+                    raise ProtocolError("JSON nested too deeply")
                 return Packet(_EVENT, data)
         if isinstance(frame, str):
             if self._pending is not None:
