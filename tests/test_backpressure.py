@@ -214,3 +214,24 @@ async def test_non_string_keys_become_strings_as_in_json_stringify() -> None:
     async with running(io) as address, raw_client(address) as client:
         await client.join()
         await client.expect('42["scores",{"1":"ada","2":"grace"}]')
+
+
+async def test_reads_stay_below_the_mmap_threshold_and_large_messages_still_arrive() -> None:
+    # asyncio reads 256 KiB at a time, which glibc serves with mmap, mremap
+    # and munmap on every read; minisio asks for 64 KiB. A message of
+    # nearly max_payload then takes many reads and must still arrive whole.
+    io = minisio.Server()
+
+    @io.on("connection")
+    def joined(socket: minisio.Socket) -> None:
+        @socket.on("size")
+        def size(text: str) -> int:
+            return len(text)
+
+    async with running(io) as address, raw_client(address) as client:
+        await client.join()
+        (conn,) = io._connections
+        assert conn.ws.transport.max_size == 64 * 1024  # type: ignore[attr-defined]
+        text = "x" * 999_000
+        await client.send(f'421["size","{text}"]')
+        await client.expect("431[999000]")
