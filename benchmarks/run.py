@@ -33,6 +33,14 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 RESULTS = HERE / "results"
+#: glibc's malloc for every Python server: big blocks from the heap, kept there. asyncio's
+#: transport reads with recv(256 KiB); by default glibc serves that with mmap, mremap and
+#: munmap on every read until some earlier free happens to raise its dynamic thresholds, so
+#: a server's speed would hang on its import history (strace: raw websockets under echo-50,
+#: 3 more system calls per message, ~half the throughput). These are the values the dynamic
+#: thresholds reach by themselves; fixing them makes the runs comparable. minisio reads
+#: 64 KiB at a time and does not depend on them.
+MALLOC_TUNABLES = "glibc.malloc.mmap_threshold=1048576:glibc.malloc.trim_threshold=4194304"
 PY = sys.executable
 
 SERVERS = ("minisio", "raw", "psio", "node")
@@ -187,9 +195,13 @@ class ServerProcess:
         self.log_path = RESULTS / "logs" / f"{server}.log"
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         self.log_file = self.log_path.open("w")
+        env = dict(os.environ)
+        if server != "node":
+            env["GLIBC_TUNABLES"] = MALLOC_TUNABLES
         self.proc = subprocess.Popen(
             cmd,
             cwd=REPO,
+            env=env,
             stdout=subprocess.PIPE,
             stderr=self.log_file,
             preexec_fn=pinned(cores),
