@@ -193,7 +193,7 @@ class Decoder:
                 data = orjson.loads(payload)
             except orjson.JSONDecodeError:
                 raise ProtocolError("invalid JSON payload") from None
-            name = data[0] if type(data) is list and data else None
+            name = data[0] if data else None  # text that opens with "[" is an array
             if type(name) is str and name not in RESERVED_EVENTS:
                 limit = self.max_depth
                 deep = payload.count("[") + payload.count("{") > limit

@@ -638,6 +638,32 @@ TEXT_FRAMES = st.lists(FRAGMENTS, max_size=12).map("".join) | st.text(st.charact
 FRAMES = TEXT_FRAMES | st.binary(max_size=8)
 
 
+def outcome(decode: Any, text: str) -> Packet | str:
+    try:
+        return decode(text)  # type: ignore[no-any-return]
+    except ProtocolError as exc:
+        return f"ProtocolError: {exc}"
+
+
+# "2[" and what may follow: arrays of names (reserved ones too), numbers and
+# nested values, written out by json.dumps, and garbage made of fragments.
+EVENT_TEXTS = st.lists(
+    st.sampled_from([*RESERVED_EVENTS, "x", ""]) | st.integers() | NESTED, max_size=4
+).map(lambda items: "2" + json.dumps(items)) | st.lists(FRAGMENTS, max_size=8).map(
+    lambda parts: "2[" + "".join(parts)
+)
+
+
+@settings(max_examples=1000)
+@given(EVENT_TEXTS, st.integers(1, 6))
+def test_the_event_fast_path_decides_as_parse_does(text: str, max_depth: int) -> None:
+    # feed() decodes "2[..." inline; parse() is the general path. Whatever
+    # follows, both must return the same packet or raise the same error.
+    fast = outcome(Decoder(max_depth=max_depth).feed, text)
+    general = outcome(lambda t: Decoder(max_depth=max_depth).parse(t)[0], text)
+    assert fast == general
+
+
 @settings(max_examples=500)
 @given(st.lists(FRAMES, min_size=1, max_size=6), st.integers(0, 12), st.integers(1, 40))
 def test_decoding_anything_raises_only_protocol_error(
