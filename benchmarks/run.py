@@ -37,9 +37,10 @@ RESULTS = HERE / "results"
 #: transport reads with recv(256 KiB); by default glibc serves that with mmap, mremap and
 #: munmap on every read until some earlier free happens to raise its dynamic thresholds, so
 #: a server's speed would hang on its import history (strace: raw websockets under echo-50,
-#: 3 more system calls per message, ~half the throughput). These are the values the dynamic
-#: thresholds reach by themselves; fixing them makes the runs comparable. minisio reads
-#: 64 KiB at a time and does not depend on them.
+#: 3 more system calls per message, ~half the throughput). Fixed values, of the size the
+#: dynamic thresholds grow to (setting them turns that adjustment off), make the runs
+#: comparable. minisio reads 64 KiB at a time and does not depend on them. A GLIBC_TUNABLES
+#: of your own is left as it is, for every server alike.
 MALLOC_TUNABLES = "glibc.malloc.mmap_threshold=1048576:glibc.malloc.trim_threshold=4194304"
 PY = sys.executable
 
@@ -197,7 +198,7 @@ class ServerProcess:
         self.log_file = self.log_path.open("w")
         env = dict(os.environ)
         if server != "node":
-            env["GLIBC_TUNABLES"] = MALLOC_TUNABLES
+            env.setdefault("GLIBC_TUNABLES", MALLOC_TUNABLES)
         self.proc = subprocess.Popen(
             cmd,
             cwd=REPO,

@@ -345,6 +345,9 @@ def _too_deep(payload: str, data: Any, limit: int) -> bool:
     the innermost pairs: a few C-level byte operations, several times
     cheaper than walking the decoded value. Only when a string holds a
     bracket or an escape, which this cannot see past, is the value walked.
+    The two differ in one case: a value hidden by a later duplicate key
+    counts in the text and not in the value, so such a payload may be refused
+    here and accepted by the walk. Never the other way round.
     """
     # orjson accepted the text, so it is valid UTF-8 and its brackets balance.
     marks = payload.encode().translate(_SQUARE, _NOT_MARKS)
