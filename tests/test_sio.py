@@ -393,12 +393,12 @@ def test_depth_limit_is_inclusive() -> None:
 
 
 def test_a_value_hidden_by_a_duplicate_key_still_counts_towards_the_depth() -> None:
-    # The depth is that of the text as sent: orjson keeps the last "a", but
-    # the peer still sent three levels. (When a string holds a bracket, the
-    # decoder walks the value instead and sees only two; see _too_deep.)
+    # The depth is that of the text as sent: orjson keeps the last "a", a
+    # value two levels deep, but the peer sent four. (When a string holds a
+    # bracket, the decoder walks the value instead and sees two; see _too_deep.)
     with pytest.raises(ProtocolError, match=r"^JSON nested too deeply$"):
-        Decoder(max_depth=2).feed('2["x",{"a":[[]],"a":1}]')
-    assert Decoder(max_depth=3).feed('2["x",{"a":[[]],"a":1}]') == Packet(EVENT, ["x", {"a": 1}])
+        Decoder(max_depth=3).feed('2["x",{"a":[[]],"a":1}]')
+    assert Decoder(max_depth=4).feed('2["x",{"a":[[]],"a":1}]') == Packet(EVENT, ["x", {"a": 1}])
 
 
 def test_max_depth_is_a_parameter() -> None:
