@@ -216,6 +216,7 @@ class Connection:
         "_connect_timer",
         "_ping_timer",
         "_pong_timer",
+        "_pong_wait_extended",
         "_tasks",
         "closed",
         "decoder",
@@ -252,6 +253,7 @@ class Connection:
         self._backlog: collections.deque[tuple[Socket, sio.Packet]] | None = None
         self._ping_timer: asyncio.TimerHandle | None = None
         self._pong_timer: asyncio.TimerHandle | None = None
+        self._pong_wait_extended = False
         self._connect_timer: asyncio.TimerHandle | None = None
 
     # -- lifecycle -------------------------------------------------------
@@ -366,6 +368,18 @@ class Connection:
         self.send_raw(_PING)
         loop = asyncio.get_running_loop()
         self._pong_timer = loop.call_later(self.server.ping_timeout, self._no_pong)
+        self._pong_wait_extended = False
+
+    def _alive_while_pong_due(self) -> None:
+        # Any other packet while a pong is due shows the peer is alive, and its
+        # pong may be queued behind a large upload: as the reference server
+        # does, the wait starts again, once per ping.
+        if self._pong_wait_extended or self._pong_timer is None:
+            return
+        self._pong_wait_extended = True
+        self._pong_timer.cancel()
+        loop = asyncio.get_running_loop()
+        self._pong_timer = loop.call_later(self.server.ping_timeout, self._no_pong)
 
     def _no_pong(self) -> None:
         logger.info("closing %s: ping timeout", self.sid)
@@ -373,7 +387,7 @@ class Connection:
 
     def _pong(self) -> None:
         if self._pong_timer is None:
-            return  # unsolicited: harmless, as in the reference server
+            return  # unsolicited: ignored (the reference server restarts its ping interval)
         self._pong_timer.cancel()
         self._pong_timer = None
         loop = asyncio.get_running_loop()
@@ -391,6 +405,8 @@ class Connection:
             trace_in(self.sid, frame)
         packet = eio.decode(frame)
         kind = packet.type
+        if self._pong_timer is not None and kind is not _EIO_PONG:
+            self._alive_while_pong_due()
         if kind is _EIO_MESSAGE:
             decoded = self.decoder.feed(packet.data)
             if decoded is not None:

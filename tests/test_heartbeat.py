@@ -113,6 +113,25 @@ async def test_other_traffic_is_no_pong() -> None:
         assert await reasons.next() == ("/", sid, "ping timeout")
 
 
+async def test_traffic_while_a_pong_is_due_restarts_the_wait_once() -> None:
+    # As the reference server: the first packet other than a pong while one is
+    # due restarts the ping timeout (the pong may sit behind an upload); a
+    # second one does not.
+    io = minisio.Server(ping_interval=0.1 * UNIT, ping_timeout=0.4 * UNIT)
+    reasons = Reasons(io)
+    async with running(io) as address, raw_client(address) as client:
+        sid = await client.join()
+        await client.expect("2", timeout=1)
+        pinged = time.monotonic()
+        await asyncio.sleep(0.3 * UNIT)
+        await client.send('42["anything"]')  # the wait now ends at ~0.7
+        await asyncio.sleep(0.3 * UNIT)
+        assert sid in io.sockets  # past the first deadline (0.4)
+        await client.send('42["anything"]')  # had it restarted again: ~1.0
+        assert await reasons.next() == ("/", sid, "ping timeout")
+        assert 0.6 * UNIT <= time.monotonic() - pinged < 0.9 * UNIT
+
+
 async def test_connect_timeout_closes_a_session_that_joins_no_namespace() -> None:
     io = minisio.Server(connect_timeout=0.2 * UNIT)
     async with running(io) as address, raw_client(address) as joined:
