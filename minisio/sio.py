@@ -120,9 +120,12 @@ def encode(packet: Packet) -> list[bytes]:
                 type_ = PacketType(type_ + 3)
     if type_ is _EVENT and packet.namespace == "/" and packet.id is None:
         return [b"2" + body]  # the common case, kept short
-    head = str(int(type_))
-    if type_ in _BINARY:
-        head += f"{len(attachments)}-"
+    if type_ not in _BINARY:
+        head = str(int(type_))
+    elif attachments:
+        head = f"{int(type_)}{len(attachments)}-"
+    else:  # nothing to attach: a count of 0 is refused by the decoders
+        head = str(type_ - 3)
     if packet.namespace != "/":
         head += packet.namespace + ","
     if packet.id is not None:
@@ -206,8 +209,6 @@ class Decoder:
             packet, count = self.parse(frame)
             if count < 0:
                 return packet
-            if count == 0:
-                return _rebuild(packet, [])
             self._pending = packet
             self._buffers = []
             self._buffered = 0
@@ -271,6 +272,8 @@ class Decoder:
             if dash < 0 or not digits or not (digits.isascii() and digits.isdigit()):
                 raise ProtocolError("malformed attachment count")
             count = int(digits)
+            if count == 0:  # the reference parser too: "Illegal attachments"
+                raise ProtocolError("binary packet without attachments")
             if count > self.max_attachments:
                 raise ProtocolError("too many binary attachments")
             i = dash + 1

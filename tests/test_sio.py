@@ -155,8 +155,6 @@ DECODE_ONLY: list[tuple[Frames, Packet]] = [
     (["1/admin"], Packet(DISCONNECT, namespace="/admin")),
     # Placeholders may come in any order.
     ([f'52-["x",{P1},{P0}]', b"a", b"b"], Packet(BINARY_EVENT, ["x", b"b", b"a"])),
-    # A binary packet with no attachment is complete at once.
-    (['50-["x"]'], Packet(BINARY_EVENT, ["x"])),
     # Brackets inside strings do not count towards the nesting depth.
     (['2["' + "[{" * 40 + '"]'], Packet(EVENT, ["[{" * 40])),
 ]
@@ -183,6 +181,9 @@ ENCODE_ONLY: list[tuple[Packet, list[bytes]]] = [
         Packet(EVENT, ("up", {"a": bytearray(b"1"), "b": [memoryview(b"2")]}, b"3")),
         [f'53-["up",{{"a":{P0},"b":[{P1}]}},{placeholder(2)}]'.encode(), b"1", b"2", b"3"],
     ),
+    # A binary type with nothing to attach goes out as the plain type.
+    (Packet(BINARY_EVENT, ["x"]), [b'2["x"]']),
+    (Packet(BINARY_ACK, [], "/admin", 3), [b"3/admin,3[]"]),
     # Tuples are arrays.
     (Packet(EVENT, ("chat", "hi")), [b'2["chat","hi"]']),
     (Packet(ACK, (), id=3), [b"33[]"]),
@@ -329,7 +330,11 @@ ERRORS: list[tuple[Frames, str]] = [
     (['511-["x"]'], "too many binary attachments"),
     (['5999999-["x"]'], "too many binary attachments"),
     # Placeholders.
-    ([f'50-["x",{P0}]'], "attachment placeholder out of range"),
+    # A binary packet has at least one attachment (the reference parser agrees).
+    (['50-["x"]'], "binary packet without attachments"),
+    (["60-3[]"], "binary packet without attachments"),
+    (['500-["x"]'], "binary packet without attachments"),
+    ([f'50-["x",{P0}]'], "binary packet without attachments"),
     ([f'51-["x",{P1}]', b"a"], "attachment placeholder out of range"),
     (['51-["x",{"_placeholder":true,"num":-1}]', b"a"], "attachment placeholder out of range"),
     (['51-["x",{"_placeholder":true,"num":"0"}]', b"a"], "attachment placeholder out of range"),
@@ -559,6 +564,8 @@ def expected_after_round_trip(packet: Packet) -> Packet:
     type_ = packet.type
     if buffers_in(data) and type_ in (EVENT, ACK):
         type_ = PacketType(type_ + 3)
+    elif not buffers_in(data) and type_ in (BINARY_EVENT, BINARY_ACK):
+        type_ = PacketType(type_ - 3)  # nothing to attach: the plain type
     return Packet(type_, data, packet.namespace, packet.id)
 
 
