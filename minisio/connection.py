@@ -178,12 +178,19 @@ class WebSocket(ServerConnection):
             session.receive(data)
 
     def data_received(self, data: bytes) -> None:
-        """Bytes from the socket; after websockets parsed them, notice a closing peer."""
+        """Bytes from the socket; after websockets parsed them, check the close and the buffer."""
         if self.request is None and _refuse_request_body(self.transport, data):
             return
         super().data_received(data)
         session = self.session
-        if session is not None and not session.closed and self.protocol.state is not OPEN:
+        if session is None or session.closed:
+            return
+        if self.protocol.state is OPEN:
+            # websockets answers pings itself; a peer that pings and never
+            # reads would pile pongs up here, unseen by the emit path's check.
+            if self.transport.get_write_buffer_size() > session.server.max_buffer:
+                session._overflow()
+        else:
             # The peer started the closing handshake, or websockets failed the
             # connection (frame too big, bad framing): end the session now;
             # ws.close() then bounds the wait for TCP to close by close_timeout.
@@ -213,6 +220,7 @@ class Connection:
 
     __slots__ = (
         "_backlog",
+        "_backlog_bytes",
         "_connect_timer",
         "_ping_timer",
         "_pong_timer",
@@ -250,7 +258,8 @@ class Connection:
         self.plain = not ws.protocol.extensions
         self._tasks: dict[asyncio.Task[Any], None] = {}
         # Events waiting for a handler slot (see _on_packet); None when empty.
-        self._backlog: collections.deque[tuple[Socket, sio.Packet]] | None = None
+        self._backlog: collections.deque[tuple[Socket, sio.Packet, int]] | None = None
+        self._backlog_bytes = 0
         self._ping_timer: asyncio.TimerHandle | None = None
         self._pong_timer: asyncio.TimerHandle | None = None
         self._pong_wait_extended = False
@@ -279,6 +288,9 @@ class Connection:
                 self._finish("transport close")
             # Counted towards max_connections until the socket is really gone.
             self.server._connections.discard(self)
+            # The WebSocket and the session refer to each other: part now, so
+            # that both are freed at once rather than by the garbage collector.
+            self.ws.session = None
 
     def receive(self, message: str | bytes) -> None:
         """Handle one WebSocket message: the one boundary for peer faults."""
@@ -340,6 +352,8 @@ class Connection:
         self.sockets.clear()
         self.pending.clear()
         self._backlog = None
+        self._backlog_bytes = 0
+        self.decoder.reset()  # a packet half-received goes now
         for socket in sockets:
             socket._onclose(reason)
 
@@ -354,7 +368,8 @@ class Connection:
         backlog = self._backlog
         limit = self.server.max_pending_handlers
         while backlog and len(self._tasks) < limit:
-            socket, packet = backlog.popleft()
+            socket, packet, size = backlog.popleft()
+            self._backlog_bytes -= size
             if socket.connected:
                 socket._on_event(packet.data, packet.id)
         if not backlog:
@@ -453,17 +468,30 @@ class Connection:
 
         Reading goes on meanwhile: acks, pongs and disconnects must still get
         through, or a handler awaiting an ack would wait on itself. A client
-        that queues far more than it could ever need is flooding: it is cut.
+        that queues far more than it could ever need is flooding: it is cut,
+        past 16 waiting events per handler slot or past ``max_buffer`` bytes
+        of them as sent (a few large events would hold far more memory
+        decoded than their count says).
         """
         if self._backlog is None:
             self._backlog = collections.deque()
-        self._backlog.append((socket, packet))
-        if len(self._backlog) > self.server.max_pending_handlers * _BACKLOG_FACTOR:
+        # The size as sent, measured again only on this path, which a
+        # connection reaches when its handlers are all busy.
+        size = sum(map(len, sio.encode(packet)))
+        self._backlog.append((socket, packet, size))
+        self._backlog_bytes += size
+        if (
+            len(self._backlog) > self.server.max_pending_handlers * _BACKLOG_FACTOR
+            or self._backlog_bytes > self.server.max_buffer
+        ):
             logger.warning("closing %s: too many events waiting for their handlers", self.sid)
             self.close("transport error", code=1008, message="too many pending events")
 
     # -- joining namespaces ("Protocol / Connection to a namespace") --------
     def _on_connect(self, name: str, auth: dict[str, Any] | None) -> None:
+        if name in self.pending:
+            # Its middleware still runs; each repeat would start another run.
+            raise ProtocolError("CONNECT to a namespace already joining")
         server = self.server
         nsp = server._namespaces.get(name)
         if nsp is None:

@@ -185,6 +185,12 @@ class Decoder:
         """True while a binary packet waits for more attachments."""
         return self._pending is not None
 
+    def reset(self) -> None:
+        """Forget a binary packet still waiting for attachments."""
+        self._pending = None
+        self._buffers = []
+        self._buffered = 0
+
     def feed(self, frame: str | bytes) -> Packet | None:
         """Consume one frame; return the packet it completes, if any."""
         if type(frame) is str and frame[:2] == "2[" and self._pending is None:

@@ -282,3 +282,7 @@ class Socket:
             if not future.done():
                 future.set_exception(Disconnected(reason))
         self._call("disconnect", reason)
+        # Handlers usually close over their socket: drop them, so that the
+        # socket and what it holds (auth, data) go now, not at the next
+        # garbage collection. A socket that has left gets no more events.
+        self._handlers = {}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import os
 import re
 import socket as pysocket
@@ -103,6 +104,35 @@ async def test_running_handlers_never_exceed_the_limit_and_a_flood_is_cut() -> N
         done.set()
         await control.send('421["echo","fine"]')
         await control.expect('431["fine"]')
+
+
+async def test_a_few_large_waiting_events_are_cut_by_their_bytes() -> None:
+    # Four waiting events are far under the count limit (2 x 16), but each
+    # is 400 KB: past max_buffer bytes waiting, the connection is cut.
+    io = minisio.Server(max_pending_handlers=2, max_buffer=1_000_000)
+    done = asyncio.Event()
+    reasons: list[str] = []
+
+    @io.on("connection")
+    def joined(socket: minisio.Socket) -> None:
+        socket.on("disconnect", reasons.append)
+
+        @socket.on("slow")
+        async def slow(text: str = "") -> None:
+            await done.wait()
+
+    big = "x" * 400_000
+    async with running(io) as address, raw_client(address) as client:
+        await client.join()
+        for _ in range(2):  # the two handler slots
+            await client.send('42["slow"]')
+        await client.send(f'42["slow","{big}"]')
+        await client.send(f'42["slow","{big}"]')  # 800 KB waiting: still fine
+        await client.expect_nothing()
+        await client.send(f'42["slow","{big}"]')  # 1.2 MB
+        assert await client.closed() == 1008
+        assert reasons == ["transport error"]
+        done.set()
 
 
 async def test_closing_a_client_that_stopped_reading_is_bounded() -> None:
@@ -235,3 +265,43 @@ async def test_reads_stay_below_the_mmap_threshold_and_large_messages_still_arri
         text = "x" * 999_000
         await client.send(f'421["size","{text}"]')
         await client.expect("431[999000]")
+
+
+async def test_a_peer_that_pings_and_never_reads_is_cut() -> None:
+    # websockets answers each WebSocket ping with a pong on its own; a peer
+    # that pings without reading must hit max_buffer like any slow reader.
+    io = minisio.Server(max_buffer=64 * 1024)
+    reasons: list[str] = []
+
+    @io.on("connection")
+    def joined(socket: minisio.Socket) -> None:
+        @socket.on("disconnect")
+        def gone(reason: str) -> None:
+            reasons.append(reason)
+
+    async with asyncio.timeout(20 * UNIT), running(io) as address:
+        host, port = address.rsplit(":", 1)
+        sock = pysocket.socket()
+        sock.setsockopt(pysocket.SOL_SOCKET, pysocket.SO_RCVBUF, 4096)
+        sock.connect((host, int(port)))
+        sock.setblocking(False)
+        key = base64.b64encode(os.urandom(16)).decode()
+        loop = asyncio.get_running_loop()
+        await loop.sock_sendall(
+            sock,
+            f"GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: {address}\r\n"
+            "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+            f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n".encode()
+            + b"\x81\x82\0\0\0\0"
+            + b"40",
+        )
+        await eventually(lambda: len(io.sockets) == 1)
+        pings = (b"\x89\xfd\0\0\0\0" + b"p" * 125) * 1000  # 1000 masked pings
+        with contextlib.suppress(OSError):  # reset once the server gives up
+            for _ in range(400):  # at most ~50 MB of pongs owed
+                await loop.sock_sendall(sock, pings)
+                if not io._connections:
+                    break
+        await eventually(lambda: not io._connections)
+        assert reasons == ["transport error"]
+        sock.close()

@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import re
 import threading
+import tracemalloc
 from collections.abc import AsyncIterator, Coroutine, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -473,3 +475,56 @@ def test_fuzz_random_frames(live: ServerThread, join: bool, frames: list[Frame])
     with errors_logged() as log:
         live.run(attack())
     assert not log.records, [record.getMessage() for record in log.records]
+
+
+# 100,000 empty objects: ~0.3 MB of JSON, ~7 MB once decoded. Empty dicts are
+# not tracked by the garbage collector, so they hardly ever trigger it.
+MANY = ",".join(["{}"] * 100_000)
+
+
+@pytest.mark.parametrize(
+    "frames",
+    [
+        pytest.param(['40{"auth":[' + MANY + "]}"], id="connect auth"),
+        pytest.param(
+            ["40", '451-["e",[' + MANY + "]," + '{"_placeholder":true,"num":0}]'],
+            id="awaiting attachment",
+        ),
+    ],
+)
+async def test_a_closed_session_frees_what_it_held_without_the_garbage_collector(
+    frames: list[str],
+) -> None:
+    # Sessions and sockets used to sit in reference cycles (WebSocket <->
+    # session, socket <-> handler closures): a peer could open sessions with
+    # big payloads, close them, and memory grew until a collection happened.
+    io = minisio.Server()
+
+    @io.on("connection")
+    def joined(socket: minisio.Socket) -> None:
+        @socket.on("e")
+        def e(*args: Any) -> None:
+            socket.emit("e")  # a handler that closes over its socket, as most do
+
+    tracemalloc.start()
+    gc.collect()
+    gc.disable()
+    try:
+        async with running(io) as address:
+            growth = []
+            for _ in range(3):
+                before = tracemalloc.get_traced_memory()[0]
+                async with raw_client(address) as client:
+                    for frame in frames:
+                        await client.send(frame)
+                        if frame.startswith("40"):
+                            await client.recv()
+                    await asyncio.sleep(0.05 * UNIT)
+                while io._connections:
+                    await asyncio.sleep(0.01)
+                growth.append(tracemalloc.get_traced_memory()[0] - before)
+        # ~7 MB per session when it stays; a few KB of other state otherwise.
+        assert max(growth) < 1_000_000, growth
+    finally:
+        gc.enable()
+        tracemalloc.stop()

@@ -226,6 +226,25 @@ async def test_events_to_a_namespace_still_in_middleware_are_not_fatal() -> None
         await client.expect("432[2]")
 
 
+async def test_a_second_connect_while_middleware_runs_closes_the_connection() -> None:
+    # Each repeat would start another middleware run and another socket,
+    # counted by no limit; the reference server calls it an invalid state.
+    io = minisio.Server()
+    runs = 0
+
+    @io.use
+    async def slow(socket: minisio.Socket) -> None:
+        nonlocal runs
+        runs += 1
+        await asyncio.Event().wait()
+
+    async with running(io) as address, raw_client(address) as client:
+        await client.send("40")
+        await client.send("40")
+        assert await client.closed() == 1002
+        assert runs == 1
+
+
 async def test_handshake_headers_query_and_address() -> None:
     io = minisio.Server()
     handshakes: list[minisio.Handshake] = []
