@@ -198,16 +198,15 @@ class Decoder:
             # without ack id: parse() and _validate() inline, for speed alone.
             # A payload that is not a valid event goes on to parse(), to say why.
             payload = frame[1:]
+            limit = self.max_depth
+            if payload.count("[") + payload.count("{") > limit and _too_deep(payload, limit):
+                raise ProtocolError("JSON nested too deeply")
             try:
                 data = orjson.loads(payload)
             except orjson.JSONDecodeError:
                 raise ProtocolError("invalid JSON payload") from None
             name = data[0] if data else None  # text that opens with "[" is an array
             if type(name) is str and name not in RESERVED_EVENTS:
-                limit = self.max_depth
-                deep = payload.count("[") + payload.count("{") > limit
-                if deep and _too_deep(payload, data, limit):
-                    raise ProtocolError("JSON nested too deeply")
                 return Packet(_EVENT, data)
         if isinstance(frame, str):
             if self._pending is not None:
@@ -253,6 +252,10 @@ class Decoder:
             namespace, ack_id, count, payload = self._header(code, payload)
         data = None
         if payload:
+            # Each level opens a bracket, so few brackets settle it at once.
+            limit = self.max_depth
+            if payload.count("[") + payload.count("{") > limit and _too_deep(payload, limit):
+                raise ProtocolError("JSON nested too deeply")
             try:
                 data = orjson.loads(payload)
             except orjson.JSONDecodeError:
@@ -260,10 +263,6 @@ class Decoder:
             if data is None:
                 # "null" is a payload too, and no packet type takes it ("isPayloadValid").
                 raise ProtocolError("null payload")
-            # Each level opens a bracket, so few brackets settle it at once.
-            limit = self.max_depth
-            if payload.count("[") + payload.count("{") > limit and _too_deep(payload, data, limit):
-                raise ProtocolError("JSON nested too deeply")
         _validate(code, data, ack_id)
         return Packet(_TYPES[code], data, namespace, ack_id), count
 
@@ -341,59 +340,41 @@ def _validate(code: int, data: Any, ack_id: int | None) -> None:
         raise ProtocolError("CONNECT_ERROR payload must be an object or a string")
 
 
-# For _too_deep: keep brackets, quotes and backslashes, and make every bracket square.
+# For _too_deep: keep brackets and quotes, and make every bracket square.
 _SQUARE = bytes.maketrans(b"{}", b"[]")
-_NOT_MARKS = bytes(c for c in range(256) if c not in b'[]{}"\\')
+_NOT_MARKS = bytes(c for c in range(256) if c not in b'[]{}"')
 
 
-def _too_deep(payload: str, data: Any, limit: int) -> bool:
-    """Whether JSON text ``payload``, decoded as ``data``, nests deeper than ``limit``.
+def _too_deep(payload: str, limit: int) -> bool:
+    """Whether the JSON text ``payload`` nests deeper than ``limit``.
 
-    For a text with more brackets than ``limit`` (callers count them first).
-    The brackets outside strings are reduced one level per pass by deleting
-    the innermost pairs: a few C-level byte operations, several times
-    cheaper than walking the decoded value. Only when a string holds a
-    bracket or an escape, which this cannot see past, is the value walked.
-    The two differ in one case: a value hidden by a later duplicate key
-    counts in the text and not in the value, so such a payload may be refused
-    here and accepted by the walk. Never the other way round.
+    Read from the text, before it is decoded, so that a hostile payload
+    costs no decoding. Callers first count the brackets, which settles
+    most payloads: each level opens one. Here escapes and strings are
+    taken out, then the remaining brackets lose their innermost pairs, one
+    level per pass, until none are left or a run of openers shows that the
+    limit is passed; all of it C-level string operations. A text that is
+    not valid JSON may come out either way: decoding it fails anyway.
     """
-    # orjson accepted the text, so it is valid UTF-8 and its brackets balance.
-    marks = payload.encode().translate(_SQUARE, _NOT_MARKS)
-    # A string with no bracket or backslash in it leaves exactly '""'. Any
-    # other leaves one of them after its opening quote, and then not every
-    # quote is in a '""' pair (an escaped quote comes after a backslash).
-    if marks.count(b'""') * 2 != marks.count(b'"'):
-        return _depth(data, limit) > limit
-    brackets = marks.translate(None, b'"')
-    for _ in range(limit):
+    if "\\" in payload:
+        # Escaped backslashes first, then escaped quotes: what is left of
+        # the quotes delimits strings. (Any other escape is harmless here.)
+        payload = payload.replace("\\\\", "").replace('\\"', "")
+    # surrogatepass: lone surrogates are orjson's to refuse, not a crash here.
+    marks = payload.encode("utf-8", "surrogatepass").translate(_SQUARE, _NOT_MARKS)
+    if marks.count(b'""') * 2 == marks.count(b'"'):
+        brackets = marks.translate(None, b'"')  # every string is bracket-free
+    else:
+        brackets = b"".join(marks.split(b'"')[::2])  # outside the strings
+    for done in range(limit):
+        # After `done` passes, what is left nests `done` levels less, so a run
+        # of openers this long proves the depth at once (a bracket bomb).
+        if b"[" * (limit + 1 - done) in brackets:
+            return True
         brackets = brackets.replace(b"[]", b"")
         if not brackets:
             return False
     return True
-
-
-def _depth(data: Any, limit: int) -> int:
-    """Nesting depth of decoded JSON, one level at a time; stops once past ``limit``.
-
-    Only containers are carried to the next level, picked out by a list
-    comprehension: the walk costs about as much as the ``orjson.loads`` before it.
-    """
-    level = [data] if type(data) is list or type(data) is dict else []
-    depth = 0
-    while level:
-        depth += 1
-        if depth > limit:
-            break
-        below: list[Any] = []
-        for value in level:
-            below += [
-                child
-                for child in (value.values() if type(value) is dict else value)
-                if type(child) is list or type(child) is dict
-            ]
-        level = below
-    return depth
 
 
 def _rebuild(packet: Packet, buffers: list[bytes]) -> Packet:

@@ -235,7 +235,7 @@ ERRORS: list[tuple[Frames, str]] = [
     (['0{"a":}'], "invalid JSON payload"),
     (["0 "], "invalid JSON payload"),
     (['2["x",1e400]'], "invalid JSON payload"),
-    (["2" + "[" * 2000 + "]" * 2000], "invalid JSON payload"),  # orjson's own limit
+    (["2" + "[" * 2000 + "]" * 2000], "JSON nested too deeply"),  # seen before decoding
     # A namespace must start with "/": anything else is read as the payload.
     (['2admin,["x"]'], "invalid JSON payload"),
     (["0admin,"], "invalid JSON payload"),
@@ -399,14 +399,16 @@ def test_depth_limit_is_inclusive() -> None:
 
 def test_a_value_hidden_by_a_duplicate_key_still_counts_towards_the_depth() -> None:
     # The depth is that of the text as sent: orjson keeps the last "a", a
-    # value two levels deep, but the peer sent four. (When a string holds a
-    # bracket, the decoder walks the value instead and sees two; see _too_deep.)
+    # value two levels deep, but the peer sent four.
     with pytest.raises(ProtocolError, match=r"^JSON nested too deeply$"):
         Decoder(max_depth=3).feed('2["x",{"a":[[]],"a":1}]')
     assert Decoder(max_depth=4).feed('2["x",{"a":[[]],"a":1}]') == Packet(EVENT, ["x", {"a": 1}])
 
 
 def test_max_depth_is_a_parameter() -> None:
+    # Past orjson's own limit (1024 levels) the text is refused as invalid JSON.
+    with pytest.raises(ProtocolError, match=r"^invalid JSON payload$"):
+        Decoder(max_depth=5000).feed("2" + "[" * 2000 + "]" * 2000)
     decoder = Decoder(max_depth=2)
     assert decoder.feed('2["x",[1]]') == Packet(EVENT, ["x", [1]])
     assert decoder.feed('0{"a":{}}') == Packet(CONNECT, {"a": {}})
@@ -447,7 +449,7 @@ def test_decoder_recovers_after_an_attachment_error() -> None:
 # Strings made of what JSON nesting is written with, so that brackets,
 # quotes and escapes inside strings get in the way of the depth check, and
 # plain ones, so that the text alone can settle it.
-STRINGS = st.sampled_from(["", "a"]) | st.text(st.sampled_from('[]{}"\\a\u20ac'), max_size=6)
+STRINGS = st.sampled_from(["", "a"]) | st.text(st.sampled_from('[]{}"\\a\u20ac\n'), max_size=6)
 NESTED = st.recursive(
     st.none() | st.integers(-9, 9) | STRINGS,
     lambda children: (
@@ -473,9 +475,9 @@ HEADS = [("2", "/", None), ("2/a,", "/a", None), ("212", "/", 12)]
 def test_depth_limit_matches_the_nesting(
     value: Any, slack: int, ascii_only: bool, head: tuple[str, str, int | None]
 ) -> None:
-    # The decoder counts brackets, then strips them level by level from the
-    # text, then walks the value: each way must give the true nesting, at
-    # the limit and on either side of it. "2" takes feed()'s fast path, the
+    # The decoder counts brackets, then strips escapes, strings and then
+    # brackets level by level from the text: it must give the true nesting,
+    # at the limit and on either side of it. "2" takes feed()'s fast path, the
     # other two parse(); json.dumps(ensure_ascii=True) writes escapes.
     prefix, namespace, ack_id = head
     text = prefix + json.dumps(["x", value], ensure_ascii=ascii_only)
