@@ -64,7 +64,7 @@ def create_app(**options: Any) -> Server:
                 socket.broadcast.emit("chat", out)  # everyone but the sender
             elif route == "whisper":
                 to = message.get("to")
-                if to not in names:
+                if not isinstance(to, str) or to not in names:  # a list would not hash
                     return {"ok": False, "error": "no such user"}
                 out["to"] = to
                 io.to(to).emit("chat", out)  # one socket, by its id

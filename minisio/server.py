@@ -218,10 +218,13 @@ class Server:
             max_depth: JSON nesting depth of a packet.
             max_namespaces: namespaces one connection may join.
             max_connections: sessions at once; more get HTTP 503.
-            max_buffer: bytes waiting to be sent to one client before it is
-                cut as a slow consumer.
-            max_pending_handlers: coroutine handlers running for one
-                connection before reading from it pauses.
+            max_buffer: bytes waiting to be sent to one client (emits, and the
+                pongs websockets sends by itself) before it is cut as a slow
+                consumer; also the bytes of events one client may have
+                waiting for a handler slot.
+            max_pending_handlers: coroutine handlers running at once for one
+                connection; further events wait (see max_buffer), and a
+                client with more than 16 times as many waiting is cut.
         """
         if not path.startswith("/"):
             raise ValueError("path must start with '/'")
@@ -353,7 +356,17 @@ class Server:
 
     # -- HTTP --------------------------------------------------------------
     def _process_request(self, ws: ServerConnection, request: Request) -> Response | None:
-        url = urlsplit(request.path)
+        response = self._answer(request)
+        if response is not None and request.method == "HEAD":
+            # RFC 9110 9.3.2: "the server MUST NOT send content in the response" to HEAD.
+            response = Response(response.status_code, response.reason_phrase, response.headers)
+        return response
+
+    def _answer(self, request: Request) -> Response | None:
+        try:
+            url = urlsplit(request.path)
+        except ValueError:  # "//[x/" reads as an authority with an invalid IPv6 host
+            return _text(400, "Bad Request\n")
         if url.path.startswith(self.path) and url.path[len(self.path) :] == "":
             if request.method != "GET":
                 return _engine_error(400, _BAD_HANDSHAKE_METHOD)
@@ -365,14 +378,9 @@ class Server:
         if url.path.startswith(self.path):
             rest = url.path[len(self.path) :]
             if self.serve_client and rest in _CLIENT_FILES:
-                response = self._client_file(rest)
-            else:
-                response = _text(404, "Not Found\n")
-        else:
-            response = self._static(url.path)
-        if request.method == "HEAD":  # same headers, no body
-            response = Response(response.status_code, response.reason_phrase, response.headers)
-        return response
+                return self._client_file(rest)
+            return _text(404, "Not Found\n")
+        return self._static(url.path)
 
     def _check_handshake(self, request: Request, query: str) -> Response | None:
         params = {k: v[0] for k, v in parse_qs(query).items()}
@@ -405,7 +413,11 @@ class Server:
         if allowed is not None:
             return origin in allowed
         host = headers.get("Host")
-        return host is not None and urlsplit(origin).netloc == host
+        try:
+            netloc = urlsplit(origin).netloc
+        except ValueError:  # "http://[": malformed, so not the same origin
+            return False
+        return host is not None and netloc == host
 
     def _static(self, path: str) -> Response:
         root = self.static_dir
@@ -418,15 +430,15 @@ class Server:
         if any(p in (".", "..") for p in parts):
             return _text(404, "Not Found\n")
         target = root.joinpath(*parts) if parts else root
-        if target.is_dir():
-            target = target / "index.html"
-        try:
+        try:  # any OSError, e.g. ENAMETOOLONG from is_dir(), means no such file
+            if target.is_dir():
+                target = target / "index.html"
             real = target.resolve(strict=True)
+            if not real.is_relative_to(root) or not real.is_file():
+                return _text(404, "Not Found\n")
+            return _file(real)
         except (OSError, RuntimeError):
             return _text(404, "Not Found\n")
-        if not real.is_relative_to(root) or not real.is_file():
-            return _text(404, "Not Found\n")
-        return _file(real)
 
     def _client_file(self, name: str) -> Response:
         for base in _client_dirs():

@@ -12,6 +12,8 @@ for server -> client, the frame as sent, then two spaces and what it means::
 
 Long text frames are cut after 300 characters and binary frames after 16
 bytes; control characters are escaped so that a frame never spans two lines.
+The peer's text in the description (namespace, event name, sid, error
+message) is cut and escaped the same way.
 """
 
 from __future__ import annotations
@@ -30,6 +32,11 @@ logger = logging.getLogger("minisio.trace")
 _MAX_TEXT = 300
 _HEX_PREFIX = 16
 
+# The Server's default limits: INVALID marks what a default server refuses, and
+# a hostile frame costs the trace no more than the connection's own decoding
+# (a depth check to 1000 levels took seconds on one 1 MB frame).
+_DECODER = sio.Decoder()
+
 
 def trace_in(sid: str, frame: str | bytes) -> None:
     """Log a frame the client sent."""
@@ -47,9 +54,7 @@ def describe(frame: str | bytes) -> str:
         head = frame[:_HEX_PREFIX].hex(" ")
         more = " ..." if len(frame) > _HEX_PREFIX else ""
         return f"<binary {head}{more}>  ATTACHMENT {len(frame)} bytes"
-    raw = frame if len(frame) <= _MAX_TEXT else frame[:_MAX_TEXT] + "..."
-    if not raw.isprintable():
-        raw = "".join(c if c.isprintable() else repr(c)[1:-1] for c in raw)
+    raw = _one_line(frame)
     if len(frame) > _MAX_TEXT:
         raw += f" ({len(frame)} chars)"
     try:
@@ -62,23 +67,31 @@ def describe(frame: str | bytes) -> str:
     return f"{raw}  {_describe_sio(packet.data)}"
 
 
+def _one_line(text: str) -> str:
+    """``text`` cut after 300 characters, control characters escaped: never two lines."""
+    short = text if len(text) <= _MAX_TEXT else text[:_MAX_TEXT] + "..."
+    if short.isprintable():
+        return short
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in short)
+
+
 def _describe_sio(text: str) -> str:
-    decoder = sio.Decoder(max_attachments=1_000_000, max_depth=1_000)
     try:
-        packet, count = decoder.parse(text)
+        packet, count = _DECODER.parse(text)
     except ProtocolError as exc:
         return f"INVALID ({exc})"
-    parts = [packet.type.name, f"ns={packet.namespace}"]
+    # Everything printed below may come from the peer: each piece through _one_line.
+    parts = [packet.type.name, f"ns={_one_line(packet.namespace)}"]
     if packet.id is not None:
         parts.append(f"ack={packet.id}")
     if packet.type in (sio.PacketType.BINARY_EVENT, sio.PacketType.BINARY_ACK):
         parts.append(f"attachments={count}")
     if packet.type in (sio.PacketType.EVENT, sio.PacketType.BINARY_EVENT):
-        parts.append(orjson.dumps(packet.data[0]).decode())
+        parts.append(_one_line(orjson.dumps(packet.data[0]).decode()))
     elif packet.type is sio.PacketType.CONNECT and isinstance(packet.data, dict):
         if "sid" in packet.data:
-            parts.append(f"sid={packet.data['sid']}")
+            parts.append(f"sid={_one_line(str(packet.data['sid']))}")
     elif packet.type is sio.PacketType.CONNECT_ERROR:
         message = packet.data.get("message") if isinstance(packet.data, dict) else packet.data
-        parts.append(orjson.dumps(message).decode())
+        parts.append(_one_line(orjson.dumps(message).decode()))
     return " ".join(parts)

@@ -201,7 +201,9 @@ async def test_other_methods_on_the_engine_path_get_bad_handshake_method(site: P
         assert reply.body == b'{"code":2,"message":"Bad handshake method"}'
 
 
-@pytest.mark.parametrize("target", ["/", "/index.html", "/nope", "/../secret.txt"])
+@pytest.mark.parametrize(
+    "target", ["/", "/index.html", "/nope", "/../secret.txt", "/socket.io/socket.io.js"]
+)
 async def test_head_has_the_headers_of_get_and_no_body(site: Path, target: str) -> None:
     io = minisio.Server(static_dir=site)
     async with running(io) as address:
@@ -211,6 +213,40 @@ async def test_head_has_the_headers_of_get_and_no_body(site: Path, target: str) 
         assert as_head.body == b""
         assert as_head.headers.get("content-length") == str(len(as_get.body))
         assert as_head.headers.get("content-type") == as_get.headers.get("content-type")
+
+
+@pytest.mark.parametrize("query", ["EIO=4&transport=websocket", "EIO=4&transport=polling"])
+async def test_head_on_the_engine_path_is_a_bad_handshake_method_without_body(
+    site: Path, query: str
+) -> None:
+    io = minisio.Server(static_dir=site)
+    async with running(io) as address:
+        reply = await get(address, f"/socket.io/?{query}", "HEAD")
+        assert reply.status == 400
+        assert reply.headers["content-type"] == "application/json"
+        assert reply.body == b""  # RFC 9110 9.3.2
+
+
+@pytest.mark.parametrize(
+    ("target", "status"),
+    [
+        ("//[x/", 400),  # urlsplit: "Invalid IPv6 URL"
+        ("//[::1/socket.io/", 400),
+        ("/" + "a" * 300, 404),  # one name longer than NAME_MAX: ENAMETOOLONG
+        ("/sub/" + "a" * 300 + "/x", 404),
+    ],
+)
+async def test_targets_that_break_parsing_get_4xx_not_500(
+    site: Path, target: str, status: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    io = minisio.Server(static_dir=site)
+    async with running(io) as address:
+        for method in ("GET", "HEAD"):
+            reply = await get(address, target, method)
+            assert reply.status == status, (method, target)
+            assert SECRET not in reply.body
+        assert (await get(address, "/")).body == INDEX
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
 
 
 async def test_oversize_request_heads_are_refused_by_websockets(site: Path) -> None:
@@ -338,6 +374,24 @@ async def test_single_origin_string() -> None:
     async with running(io) as address:
         assert (await handshake(address, ("Origin", "https://app.example"))).status == 101
         assert (await handshake(address, ("Origin", "https://app"))).status == 403
+
+
+@pytest.mark.parametrize(
+    ("allowed", "status"),
+    [(None, 403), (["https://app.example"], 403), ("*", 101)],
+    ids=["default", "allow-list", "star"],
+)
+async def test_a_malformed_origin_is_refused_unless_any_origin_is_allowed(
+    allowed: list[str] | str | None, status: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    io = minisio.Server(cors_allowed_origins=allowed)
+    async with running(io) as address:
+        for origin in ("http://[", "http://[::1", "http://[x]", f"http://[{address}"):
+            reply = await handshake(address, ("Origin", origin))
+            assert reply.status == status, origin
+            if status == 403:
+                assert reply.body == FORBIDDEN
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
 
 
 # -- capacity -----------------------------------------------------------------

@@ -180,6 +180,44 @@ def test_describe_is_one_line_for_any_frame() -> None:
     )
 
 
+@pytest.mark.parametrize(
+    ("frame", "line"),
+    [
+        # A namespace, a CONNECT's sid, an event name and an error message are
+        # the peer's text too: escaped like the frame, or they forge log lines.
+        ("40/x\nFORGED,", "40/x\\nFORGED,  CONNECT ns=/x\\nFORGED"),
+        ('40{"sid":"a\\nFORGED"}', '40{"sid":"a\\nFORGED"}  CONNECT ns=/ sid=a\\nFORGED'),
+        ('42["a\u2028FORGED"]', '42["a\\u2028FORGED"]  EVENT ns=/ "a\\u2028FORGED"'),
+        (
+            '44{"message":"a\x85FORGED"}',
+            '44{"message":"a\\x85FORGED"}  CONNECT_ERROR ns=/ "a\\x85FORGED"',
+        ),
+    ],
+)
+def test_the_peer_text_in_a_description_is_escaped(frame: str, line: str) -> None:
+    assert describe(frame) == line
+
+
+def test_the_peer_text_in_a_description_is_cut() -> None:
+    long = "y" * 1000
+    for frame, tail in [
+        (f'40{{"sid":"{long}"}}', f" sid={long[:300]}..."),
+        (f'42["{long}"]', f' "{long[:299]}...'),
+        (f'44"{long}"', f' "{long[:299]}...'),
+    ]:
+        assert describe(frame).endswith(tail)
+
+
+def test_frames_are_decoded_with_the_default_limits() -> None:
+    # What a default server refuses is INVALID; and a hostile frame is
+    # checked no deeper than the server checks it.
+    assert describe(f'42["e",{"[" * 31}{"]" * 31}]').endswith('EVENT ns=/ "e"')
+    deep = f'42["e",{"[" * 900}{"]" * 900}]'
+    assert describe(deep).endswith("INVALID (JSON nested too deeply)")
+    many = '4511-["e",{"_placeholder":true,"num":0}]'
+    assert describe(many).endswith("INVALID (too many binary attachments)")
+
+
 async def test_nothing_is_logged_when_off(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
     io = minisio.Server()

@@ -340,6 +340,34 @@ describe("the chat page in chromium", { timeout: 50_000 * UNIT }, () => {
     assert.ok(lines.some((l) => l.includes('"text":"flood 79"')));
   });
 
+  it("acks a malformed chat message with an error the page can show", async () => {
+    // Not what the page sends, but what any client may: each gets {ok: false, error}.
+    const malformed = [
+      { text: "hi", route: "whisper", to: ["x"] },
+      { text: "hi", route: "whisper", to: { id: "x" } },
+      { text: "hi", route: "whisper" },
+      { text: ["hi"], route: "all" },
+      { text: "hi", route: ["all"] },
+      "hi",
+    ];
+    const acks = await tabs.Ada.evaluate(
+      async ([messages, wait]) => {
+        const probe = window.io({ forceNew: true, transports: ["websocket"], auth: { name: "probe" } });
+        try {
+          return await Promise.all(messages.map((m) => probe.timeout(wait).emitWithAck("chat", m)));
+        } finally {
+          probe.disconnect();
+        }
+      },
+      [malformed, WAIT],
+    );
+    assert.deepEqual(
+      acks.map((ack) => [ack.ok, typeof ack.error]),
+      malformed.map(() => [false, "string"]),
+    );
+    assert.equal(acks[0].error, "no such user");
+  });
+
   it("ran without page errors", () => {
     assert.deepEqual(pageErrors, []);
   });
