@@ -66,6 +66,8 @@ _CONT = Opcode.CONT
 _MAX_EARLY_FRAMES = 16
 # Bytes asked of each recv() on asyncio's own transport (see WebSocket.connection_made).
 _READ_SIZE = 64 * 1024
+# Request head bytes kept to find a body in it; websockets refuses longer heads.
+_MAX_HEAD = 64 * 1024
 # Events one connection may have waiting for a handler, per allowed running one.
 _BACKLOG_FACTOR = 16
 
@@ -84,7 +86,7 @@ def _refuse_request_body(transport: asyncio.Transport, data: bytes) -> bool:
     """
     end = data.find(b"\r\n\r\n")
     if end < 0:
-        return False  # not a whole request head in this chunk: websockets decides
+        return False  # not a whole request head yet
     lines = data[:end].split(b"\r\n")
     has_body = False
     for line in lines[1:]:
@@ -121,6 +123,7 @@ class WebSocket(ServerConnection):
     """
 
     session: Connection | None = None
+    _head: bytes = b""  # the request head so far, until websockets has parsed it
     _early: list[Frame] | None = None
     _fragments: bytearray | None = None
     _fragments_text = False
@@ -179,8 +182,12 @@ class WebSocket(ServerConnection):
 
     def data_received(self, data: bytes) -> None:
         """Bytes from the socket; after websockets parsed them, check the close and the buffer."""
-        if self.request is None and _refuse_request_body(self.transport, data):
-            return
+        if self.request is None:
+            # The head may come in several reads: look at all of it so far.
+            head = self._head + data
+            if _refuse_request_body(self.transport, head):
+                return
+            self._head = head if b"\r\n\r\n" not in head and len(head) < _MAX_HEAD else b""
         super().data_received(data)
         session = self.session
         if session is None or session.closed:

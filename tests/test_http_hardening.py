@@ -32,11 +32,19 @@ class Reply:
     body: bytes
 
 
-async def request(address: str, head: bytes, *, timeout: float = 2) -> Reply | None:
-    """Send ``head`` as is; read to EOF. ``None`` when the server closed without answering."""
+async def request(address: str, head: bytes, *, timeout: float = 2, split: int = 0) -> Reply | None:
+    """Send ``head`` as is (in two writes, split there, if asked); read to EOF.
+
+    ``None`` when the server closed without answering.
+    """
     host, port = address.rsplit(":", 1)
     reader, writer = await asyncio.open_connection(host, int(port))
     try:
+        if split:
+            writer.write(head[:split])
+            await writer.drain()
+            await asyncio.sleep(0.05 * UNIT)  # the server reads the first part alone
+            head = head[split:]
         writer.write(head)
         raw = await asyncio.wait_for(reader.read(), timeout * UNIT)
     finally:
@@ -272,9 +280,15 @@ BODIES = [
 ]
 
 
+@pytest.mark.parametrize("split", [0, 20], ids=["one write", "head in two writes"])
 @pytest.mark.parametrize(("method", "headers", "body", "status"), BODIES)
 async def test_request_with_a_body_gets_4xx_and_hurts_no_one(
-    site: Path, method: str, headers: tuple[tuple[str, str], ...], body: bytes, status: int
+    site: Path,
+    method: str,
+    headers: tuple[tuple[str, str], ...],
+    body: bytes,
+    status: int,
+    split: int,
 ) -> None:
     # websockets reads no request bodies (it would drop the connection
     # unanswered); minisio answers before handing the request to it.
@@ -282,7 +296,7 @@ async def test_request_with_a_body_gets_4xx_and_hurts_no_one(
     async with running(io) as address, raw_client(address) as control:
         await control.join()
         head = build("/index.html", method, (("Host", address), *headers)) + body
-        reply = await request(address, head)
+        reply = await request(address, head, split=split)
         assert reply is not None and reply.status == status
         if status == 405:
             assert reply.headers.get("allow") == "GET, HEAD"
