@@ -184,10 +184,15 @@ class WebSocket(ServerConnection):
         """Bytes from the socket; after websockets parsed them, check the close and the buffer."""
         if self.request is None:
             # The head may come in several reads: look at all of it so far.
-            head = self._head + data
+            head = self._head + data if self._head else data
             if _refuse_request_body(self.transport, head):
                 return
-            self._head = head if b"\r\n\r\n" not in head and len(head) < _MAX_HEAD else b""
+            if b"\r\n\r\n" not in head and len(head) < _MAX_HEAD:
+                self._head = head
+            elif self._head:
+                # Back to the class default: an instance attribute would cost
+                # every idle connection ~1 KB (its __dict__ grows).
+                del self._head
         super().data_received(data)
         session = self.session
         if session is None or session.closed:
