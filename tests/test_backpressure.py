@@ -248,7 +248,7 @@ async def test_non_string_keys_become_strings_as_in_json_stringify() -> None:
 
 async def test_reads_stay_below_the_mmap_threshold_and_large_messages_still_arrive() -> None:
     # asyncio reads 256 KiB at a time, which glibc serves with mmap, mremap
-    # and munmap on every read; minisio asks for 64 KiB. A message of
+    # and munmap on every read; minisio asks for 16 KiB. A message of
     # nearly max_payload then takes many reads and must still arrive whole.
     io = minisio.Server()
 
@@ -261,7 +261,7 @@ async def test_reads_stay_below_the_mmap_threshold_and_large_messages_still_arri
     async with running(io) as address, raw_client(address) as client:
         await client.join()
         (conn,) = io._connections
-        assert conn.ws.transport.max_size == 64 * 1024  # type: ignore[attr-defined]
+        assert conn.ws.transport.max_size == 16 * 1024  # type: ignore[attr-defined]
         text = "x" * 999_000
         await client.send(f'421["size","{text}"]')
         await client.expect("431[999000]")
