@@ -433,7 +433,7 @@ class Connection:
     # -- receiving -------------------------------------------------------
     def _on_frame(self, frame: str | bytes) -> None:
         if self.trace:
-            trace_in(self.sid, frame)
+            trace_in(self.sid, frame, self.decoder)
         packet = eio.decode(frame)
         kind = packet.type
         if self._pong_timer is not None and kind is not _EIO_PONG:

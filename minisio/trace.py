@@ -32,15 +32,16 @@ logger = logging.getLogger("minisio.trace")
 _MAX_TEXT = 300
 _HEX_PREFIX = 16
 
-# The Server's default limits: INVALID marks what a default server refuses, and
-# a hostile frame costs the trace no more than the connection's own decoding
-# (a depth check to 1000 levels took seconds on one 1 MB frame).
+# The Server's default limits, for frames described with no connection's
+# decoder: INVALID marks what a default server refuses, and a hostile frame
+# costs the trace no more than the connection's own decoding (a depth check
+# to 1000 levels took seconds on one 1 MB frame).
 _DECODER = sio.Decoder()
 
 
-def trace_in(sid: str, frame: str | bytes) -> None:
-    """Log a frame the client sent."""
-    logger.info("%s > %s", sid, describe(frame))
+def trace_in(sid: str, frame: str | bytes, decoder: sio.Decoder | None = None) -> None:
+    """Log a frame the client sent, judged by ``decoder``'s limits (the connection's)."""
+    logger.info("%s > %s", sid, describe(frame, decoder))
 
 
 def trace_out(sid: str, frame: bytes, *, text: bool) -> None:
@@ -48,8 +49,12 @@ def trace_out(sid: str, frame: bytes, *, text: bool) -> None:
     logger.info("%s < %s", sid, describe(frame.decode() if text else frame))
 
 
-def describe(frame: str | bytes) -> str:
-    """The frame (shortened) and what it means, e.g. ``2  PING``."""
+def describe(frame: str | bytes, decoder: sio.Decoder | None = None) -> str:
+    """The frame (shortened) and what it means, e.g. ``2  PING``.
+
+    Socket.IO packets are checked with ``decoder``'s limits, by default the
+    Server's defaults; only its stateless ``parse()`` is used.
+    """
     if isinstance(frame, bytes):
         head = frame[:_HEX_PREFIX].hex(" ")
         more = " ..." if len(frame) > _HEX_PREFIX else ""
@@ -64,7 +69,7 @@ def describe(frame: str | bytes) -> str:
     if packet.type is not eio.PacketType.MESSAGE:
         return f"{raw}  {packet.type.name}"
     assert isinstance(packet.data, str)
-    return f"{raw}  {_describe_sio(packet.data)}"
+    return f"{raw}  {_describe_sio(packet.data, decoder or _DECODER)}"
 
 
 def _one_line(text: str) -> str:
@@ -75,9 +80,9 @@ def _one_line(text: str) -> str:
     return "".join(c if c.isprintable() else repr(c)[1:-1] for c in short)
 
 
-def _describe_sio(text: str) -> str:
+def _describe_sio(text: str, decoder: sio.Decoder) -> str:
     try:
-        packet, count = _DECODER.parse(text)
+        packet, count = decoder.parse(text)
     except ProtocolError as exc:
         return f"INVALID ({exc})"
     # Everything printed below may come from the peer: each piece through _one_line.

@@ -218,6 +218,25 @@ def test_frames_are_decoded_with_the_default_limits() -> None:
     assert describe(many).endswith("INVALID (too many binary attachments)")
 
 
+async def test_a_server_with_raised_limits_traces_by_them(
+    trace_log: pytest.LogCaptureFixture,
+) -> None:
+    # What the server accepts is not INVALID in its own trace.
+    io = minisio.Server(trace=True, max_depth=40)
+
+    @io.on("connection")
+    def joined(socket: minisio.Socket) -> None:
+        socket.on("e", lambda *args: None)
+
+    deep = f'42["e",{"[" * 35}{"]" * 35}]'
+    async with running(io) as address, raw_client(address) as client:
+        await client.join()
+        await client.send(deep)
+        await client.send('421["e"]')  # no handler answer: the ack comes back empty
+        await client.expect("431[]")
+    assert any(line.endswith(deep + '  EVENT ns=/ "e"') for line in traced(trace_log))
+
+
 async def test_nothing_is_logged_when_off(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
     io = minisio.Server()
