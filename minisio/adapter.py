@@ -34,20 +34,19 @@ class Adapter:
         mine = self.sids.get(sid)
         if mine is not None:
             mine.discard(room)
+        self._drop(room, sid)
+
+    def leave_all(self, sid: str) -> None:
+        """Take socket ``sid`` out of every room (it disconnected)."""
+        for room in self.sids.pop(sid, ()):
+            self._drop(room, sid)
+
+    def _drop(self, room: str, sid: str) -> None:
         members = self.rooms.get(room)
         if members is not None:
             members.discard(sid)
             if not members:
                 del self.rooms[room]  # empty rooms must not accumulate
-
-    def leave_all(self, sid: str) -> None:
-        """Take socket ``sid`` out of every room (it disconnected)."""
-        for room in self.sids.pop(sid, ()):
-            members = self.rooms.get(room)
-            if members is not None:
-                members.discard(sid)
-                if not members:
-                    del self.rooms[room]
 
     def rooms_of(self, sid: str) -> Set[str]:
         """The rooms socket ``sid`` is in."""

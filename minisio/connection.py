@@ -397,9 +397,12 @@ class Connection:
         if self.closed:
             return
         self.send_raw(_PING)
+        self._wait_for_pong()
+        self._pong_wait_extended = False
+
+    def _wait_for_pong(self) -> None:
         loop = asyncio.get_running_loop()
         self._pong_timer = loop.call_later(self.server.ping_timeout, self._no_pong)
-        self._pong_wait_extended = False
 
     def _alive_while_pong_due(self) -> None:
         # Any other packet while a pong is due shows the peer is alive, and its
@@ -409,8 +412,7 @@ class Connection:
             return
         self._pong_wait_extended = True
         self._pong_timer.cancel()
-        loop = asyncio.get_running_loop()
-        self._pong_timer = loop.call_later(self.server.ping_timeout, self._no_pong)
+        self._wait_for_pong()
 
     def _no_pong(self) -> None:
         logger.info("closing %s: ping timeout", self.sid)

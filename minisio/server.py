@@ -469,19 +469,18 @@ def _client_dirs() -> list[Path]:
     return dirs
 
 
+def _response(status: int, content_type: str, body: bytes, *extra: tuple[str, str]) -> Response:
+    headers = Headers([("Content-Type", content_type), ("Content-Length", str(len(body))), *extra])
+    return Response(status, http.HTTPStatus(status).phrase, headers, body)
+
+
 def _engine_error(status: int, error: tuple[int, str]) -> Response:
     code, message = error
-    body = orjson.dumps({"code": code, "message": message})
-    headers = Headers([("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
-    return Response(status, http.HTTPStatus(status).phrase, headers, body)
+    return _response(status, "application/json", orjson.dumps({"code": code, "message": message}))
 
 
 def _text(status: int, text: str) -> Response:
-    body = text.encode()
-    headers = Headers(
-        [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(body)))]
-    )
-    return Response(status, http.HTTPStatus(status).phrase, headers, body)
+    return _response(status, "text/plain; charset=utf-8", text.encode())
 
 
 def _file(path: Path) -> Response:
@@ -489,14 +488,11 @@ def _file(path: Path) -> Response:
         # Read whole and on the event loop: fine for a page and its scripts, not for media.
         logger.warning("not serving %s: larger than %d bytes", path.name, _MAX_STATIC_FILE)
         return _text(404, "Not Found\n")
-    body = path.read_bytes()
     content_type = _CONTENT_TYPES.get(path.suffix.lower(), "application/octet-stream")
-    headers = Headers(
-        [
-            ("Content-Type", content_type),
-            ("Content-Length", str(len(body))),
-            ("Cache-Control", "no-cache"),
-            ("X-Content-Type-Options", "nosniff"),
-        ]
+    return _response(
+        200,
+        content_type,
+        path.read_bytes(),
+        ("Cache-Control", "no-cache"),
+        ("X-Content-Type-Options", "nosniff"),
     )
-    return Response(200, "OK", headers, body)
