@@ -130,6 +130,7 @@ async def test_traffic_while_a_pong_is_due_restarts_the_wait_once() -> None:
         await client.send('42["anything"]')  # had it restarted again: ~1.0
         assert await reasons.next() == ("/", sid, "ping timeout")
         assert 0.6 * UNIT <= time.monotonic() - pinged < 0.9 * UNIT
+        assert await client.closed() == 1000  # closed normally, as any ping timeout
 
 
 async def test_connect_timeout_closes_a_session_that_joins_no_namespace() -> None:
