@@ -7,6 +7,7 @@ them with MINISIO_TEST_UNIT.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import os
 import re
@@ -14,7 +15,6 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
-import pytest
 from websockets.asyncio.client import ClientConnection, connect
 
 import minisio
@@ -89,12 +89,14 @@ async def raw_client(
         yield client
 
 
-@pytest.fixture
-def unit() -> float:
-    return UNIT
-
-
-Setup = Callable[[minisio.Server], None]
+async def eventually(
+    predicate: Callable[[], object], timeout: float = 2, interval: float = 0.01
+) -> None:
+    """Poll ``predicate`` every ``interval`` s; fail if it is still false after ``timeout``."""
+    deadline = asyncio.get_running_loop().time() + timeout * UNIT
+    while not predicate():
+        assert asyncio.get_running_loop().time() < deadline, "condition not reached in time"
+        await asyncio.sleep(interval)
 
 
 @asynccontextmanager
@@ -108,6 +110,30 @@ async def joined_clients(
             client = await stack.enter_async_context(raw_client(address))
             pairs.append((client, await client.join(namespace)))
         yield pairs
+
+
+def upgrade_request(address: str, *extra: tuple[str, str], key: str | None = None) -> bytes:
+    """A WebSocket upgrade request for /socket.io/, ``extra`` headers last.
+
+    ``key`` is the Sec-WebSocket-Key, random unless given.
+    """
+    key = key or base64.b64encode(os.urandom(16)).decode()
+    lines = [
+        "GET /socket.io/?EIO=4&transport=websocket HTTP/1.1",
+        f"Host: {address}",
+        "Upgrade: websocket",
+        "Connection: Upgrade",
+        f"Sec-WebSocket-Key: {key}",
+        "Sec-WebSocket-Version: 13",
+        *(f"{name}: {value}" for name, value in extra),
+    ]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode()
+
+
+def masked_frame(payload: bytes, opcode: int = 0x1) -> bytes:
+    """A final, masked client frame with the zero key (the payload stays readable)."""
+    assert len(payload) < 126
+    return bytes([0x80 | opcode, 0x80 | len(payload)]) + b"\0\0\0\0" + payload
 
 
 async def http_get(

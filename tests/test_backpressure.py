@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
-import os
 import re
 import socket as pysocket
 from typing import Any
@@ -14,14 +12,7 @@ import pytest
 
 import minisio
 
-from .conftest import UNIT, raw_client, running
-
-
-async def eventually(predicate: Any, timeout: float = 3) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout * UNIT
-    while not predicate():
-        assert asyncio.get_running_loop().time() < deadline, "condition not reached in time"
-        await asyncio.sleep(0.01)
+from .conftest import UNIT, eventually, masked_frame, raw_client, running, upgrade_request
 
 
 async def test_handlers_awaiting_acks_past_the_limit_still_get_them() -> None:
@@ -89,7 +80,7 @@ async def test_running_handlers_never_exceed_the_limit_and_a_flood_is_cut() -> N
             for _ in range(64):
                 await client.send('42["slow"]')
             await client.send('421["echo","in line"]')
-            await eventually(lambda: running_now == 4)
+            await eventually(lambda: running_now == 4, timeout=3)
             await asyncio.sleep(0.1)
             assert peak == 4 and reasons == []
             done.set()
@@ -147,15 +138,8 @@ async def test_closing_a_client_that_stopped_reading_is_bounded() -> None:
             sock = pysocket.socket()
             sock.setsockopt(pysocket.SOL_SOCKET, pysocket.SO_RCVBUF, 4096)
             sock.connect((host, int(port)))
-            key = base64.b64encode(os.urandom(16)).decode()
-            sock.sendall(
-                f"GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: {address}\r\n"
-                "Upgrade: websocket\r\nConnection: Upgrade\r\n"
-                f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n".encode()
-                + b"\x81\x82\0\0\0\0"
-                + b"40"  # CONNECT, in a masked text frame
-            )
-            await eventually(lambda: len(io.sockets) == 1)
+            sock.sendall(upgrade_request(address) + masked_frame(b"40"))  # CONNECT, masked
+            await eventually(lambda: len(io.sockets) == 1, timeout=3)
             # Never read again; fill the path to it until websockets stops writing.
             (conn,) = io._connections
             while not conn.ws.paused:
@@ -183,7 +167,7 @@ async def test_handlers_add_up_and_the_first_answers_the_ack() -> None:
         await client.expect('431["from first"]')
         await client.expect_nothing()
         await client.send("41")
-        await eventually(lambda: len(calls) == 4)
+        await eventually(lambda: len(calls) == 4, timeout=3)
     assert calls == [
         "first",
         "second",
@@ -224,9 +208,9 @@ async def test_disconnect_while_middleware_runs_is_not_accepted_afterwards() -> 
 
     async with running(io) as address, raw_client(address) as client:
         await client.send("40/admin,")
-        await eventually(lambda: any("/admin" in c.pending for c in io._connections))
+        await eventually(lambda: any("/admin" in c.pending for c in io._connections), timeout=3)
         await client.send("41/admin,")  # the client gave up before the answer
-        await eventually(lambda: not any("/admin" in c.pending for c in io._connections))
+        await eventually(lambda: not any("/admin" in c.pending for c in io._connections), timeout=3)
         release.set()
         await client.expect_nothing()
         assert connected == [] and not admin.sockets
@@ -285,23 +269,15 @@ async def test_a_peer_that_pings_and_never_reads_is_cut() -> None:
         sock.setsockopt(pysocket.SOL_SOCKET, pysocket.SO_RCVBUF, 4096)
         sock.connect((host, int(port)))
         sock.setblocking(False)
-        key = base64.b64encode(os.urandom(16)).decode()
         loop = asyncio.get_running_loop()
-        await loop.sock_sendall(
-            sock,
-            f"GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: {address}\r\n"
-            "Upgrade: websocket\r\nConnection: Upgrade\r\n"
-            f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n".encode()
-            + b"\x81\x82\0\0\0\0"
-            + b"40",
-        )
-        await eventually(lambda: len(io.sockets) == 1)
-        pings = (b"\x89\xfd\0\0\0\0" + b"p" * 125) * 1000  # 1000 masked pings
+        await loop.sock_sendall(sock, upgrade_request(address) + masked_frame(b"40"))
+        await eventually(lambda: len(io.sockets) == 1, timeout=3)
+        pings = masked_frame(b"p" * 125, opcode=0x9) * 1000  # 1000 masked pings
         with contextlib.suppress(OSError):  # reset once the server gives up
             for _ in range(400):  # at most ~50 MB of pongs owed
                 await loop.sock_sendall(sock, pings)
                 if not io._connections:
                     break
-        await eventually(lambda: not io._connections)
+        await eventually(lambda: not io._connections, timeout=3)
         assert reasons == ["transport error"]
         sock.close()

@@ -10,7 +10,6 @@ import asyncio
 import contextlib
 import logging
 import os
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,7 +18,7 @@ import pytest
 
 import minisio
 
-from .conftest import UNIT, RawClient, raw_client, running
+from .conftest import UNIT, eventually, joined_clients, raw_client, running, upgrade_request
 
 SECRET = b"TOP-SECRET-5b1f0c"
 INDEX = b"<!doctype html><title>ok</title>"
@@ -79,25 +78,12 @@ async def get(address: str, target: str | bytes, method: str = "GET", **kw: obje
     return reply
 
 
-def upgrade_headers(address: str, *extra: tuple[str, str]) -> tuple[tuple[str, str], ...]:
-    return (
-        ("Host", address),
-        ("Upgrade", "websocket"),
-        ("Connection", "Upgrade"),
-        ("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="),
-        ("Sec-WebSocket-Version", "13"),
-        *extra,
-    )
-
-
 async def handshake(address: str, *extra: tuple[str, str]) -> Reply:
     """A WebSocket upgrade request; reads the status line and headers only."""
     host, port = address.rsplit(":", 1)
     reader, writer = await asyncio.open_connection(host, int(port))
     try:
-        lines = [b"GET /socket.io/?EIO=4&transport=websocket HTTP/1.1"]
-        lines += [f"{k}: {v}".encode() for k, v in upgrade_headers(address, *extra)]
-        writer.write(b"\r\n".join(lines) + b"\r\n\r\n")
+        writer.write(upgrade_request(address, *extra, key="dGhlIHNhbXBsZSBub25jZQ=="))
         top = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 2 * UNIT)
         status_line, *header_lines = top.decode("latin-1").rstrip().split("\r\n")
         headers = {}
@@ -346,7 +332,7 @@ async def test_garbage_requests_do_not_hurt_the_server(site: Path, head: bytes) 
 FORBIDDEN = orjson.dumps({"code": 4, "message": "Forbidden"})
 
 
-async def test_default_origin_policy(site: Path) -> None:
+async def test_default_origin_policy() -> None:
     io = minisio.Server()
     async with running(io) as address:
         assert (await handshake(address)).status == 101  # not a browser
@@ -409,20 +395,10 @@ async def test_a_malformed_origin_is_refused_unless_any_origin_is_allowed(
 
 
 # -- capacity -----------------------------------------------------------------
-@contextlib.asynccontextmanager
-async def clients(address: str, n: int) -> AsyncIterator[list[RawClient]]:
-    async with contextlib.AsyncExitStack() as stack:
-        found = []
-        for _ in range(n):
-            client = await stack.enter_async_context(raw_client(address))
-            await client.join()
-            found.append(client)
-        yield found
-
-
 async def test_max_connections_gives_503_and_spares_the_others() -> None:
     io = minisio.Server(max_connections=3)
-    async with running(io) as address, clients(address, 3) as three:
+    async with running(io) as address, joined_clients(address, 3) as pairs:
+        three = [client for client, _ in pairs]
         for _ in range(5):
             refused = await handshake(address)
             assert refused.status == 503
@@ -432,11 +408,8 @@ async def test_max_connections_gives_503_and_spares_the_others() -> None:
         assert len(io._connections) == 3
         await three[0].ws.close()
         await asyncio.wait_for(three[0].ws.wait_closed(), 2 * UNIT)
-        for _ in range(200):
-            if len(io._connections) < 3:
-                break
-            await asyncio.sleep(0.01)
-        async with clients(address, 1) as (late,):  # the freed slot is usable again
+        await eventually(lambda: len(io._connections) < 3, timeout=3)
+        async with joined_clients(address, 1) as ((late, _),):  # the freed slot is usable again
             io.emit("still", 2)
             for client in (*three[1:], late):
                 await client.expect('42["still",2]')

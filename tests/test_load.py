@@ -7,7 +7,6 @@ MINISIO_SOAK_SECONDS lengthens the soak (default 5 s).
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import gc
 import os
@@ -18,7 +17,6 @@ import struct
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import orjson
@@ -26,7 +24,15 @@ import orjson
 import minisio
 from minisio.connection import Connection
 
-from .conftest import UNIT, RawClient, raw_client, running
+from .conftest import (
+    UNIT,
+    RawClient,
+    eventually,
+    joined_clients,
+    raw_client,
+    running,
+    upgrade_request,
+)
 
 SOAK_SECONDS = float(os.environ.get("MINISIO_SOAK_SECONDS", "5"))
 MB = 1024 * 1024
@@ -38,14 +44,6 @@ def rss(pid: int | str = "self") -> int:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) * 1024
     raise AssertionError("no VmRSS")
-
-
-async def eventually(predicate: object, timeout: float = 5) -> None:
-    assert callable(predicate)
-    deadline = time.monotonic() + timeout * UNIT
-    while not predicate():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        await asyncio.sleep(0.01)
 
 
 # -- slow consumer ------------------------------------------------------------
@@ -91,14 +89,7 @@ class StalledClient:
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
         self.sock.settimeout(5 * UNIT)
         self.sock.connect(("127.0.0.1", port))
-        key = base64.b64encode(os.urandom(16)).decode()
-        self.sock.sendall(
-            (
-                "GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\n"
-                f"Host: 127.0.0.1:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
-            ).encode()
-        )
+        self.sock.sendall(upgrade_request(f"127.0.0.1:{port}"))
         self.buffer = b""
         while b"\r\n\r\n" not in self.buffer:
             self.buffer += self._recv()
@@ -261,7 +252,7 @@ async def test_client_that_floods_and_never_reads_its_answers_is_cut() -> None:
 
         sent = await asyncio.to_thread(flood)
         flooder.sock.close()
-        await eventually(lambda: len(io._connections) == 1)
+        await eventually(lambda: len(io._connections) == 1, timeout=5)
         assert reasons == {flooder.sid: "transport error"}
         assert sent < 20_000 * len(frame)
         io.emit("still", 1)
@@ -338,8 +329,8 @@ async def test_churn_leaves_nothing_behind() -> None:
 
         await asyncio.gather(*(worker(i) for i in range(workers)))
         elapsed = time.monotonic() - started
-        await eventually(lambda: not io._connections)
-        await eventually(lambda: len(asyncio.all_tasks()) <= baseline_tasks)
+        await eventually(lambda: not io._connections, timeout=5)
+        await eventually(lambda: len(asyncio.all_tasks()) <= baseline_tasks, timeout=5)
         assert not io.sockets and not admin.sockets
         for nsp in (io.main, admin):
             assert nsp.adapter.rooms == {} and nsp.adapter.sids == {}
@@ -392,21 +383,11 @@ def soak_server() -> minisio.Server:
     return io
 
 
-@contextlib.asynccontextmanager
-async def soak_clients(address: str, n: int) -> AsyncIterator[list[tuple[RawClient, str]]]:
-    async with contextlib.AsyncExitStack() as stack:
-        pairs = []
-        for _ in range(n):
-            client = await stack.enter_async_context(raw_client(address))
-            pairs.append((client, await client.join()))
-        yield pairs
-
-
 async def test_soak_four_routes_no_loss_no_duplicate_in_order() -> None:
     n_clients, window = 6, 16
     io = soak_server()
     rng = random.Random(7)
-    async with running(io) as address, soak_clients(address, n_clients) as pairs:
+    async with running(io) as address, joined_clients(address, n_clients) as pairs:
         sids = [sid for _, sid in pairs]
         sent: list[list[tuple[int, str, frozenset[int]]]] = [[] for _ in pairs]
         got: list[list[tuple[int, int, str]]] = [[] for _ in pairs]

@@ -10,28 +10,10 @@ them than any real client would is cut off.
 from __future__ import annotations
 
 import asyncio
-import base64
-import os
 
 import minisio
 
-from .conftest import UNIT, raw_client, running
-
-
-def upgrade(address: str) -> bytes:
-    key = base64.b64encode(os.urandom(16)).decode()
-    return (
-        f"GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: {address}\r\n"
-        f"Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
-        "Sec-WebSocket-Version: 13\r\n\r\n"
-    ).encode()
-
-
-def text_frame(text: str) -> bytes:
-    """A masked client text frame (zero key: the payload stays readable)."""
-    data = text.encode()
-    assert len(data) < 126
-    return bytes([0x81, 0x80 | len(data)]) + b"\0\0\0\0" + data
+from .conftest import UNIT, masked_frame, raw_client, running, upgrade_request
 
 
 async def read_frame(reader: asyncio.StreamReader) -> str:
@@ -57,8 +39,12 @@ async def test_frames_sent_with_the_handshake_are_handled_in_order() -> None:
     async with running(io) as address:
         host, port = address.rsplit(":", 1)
         reader, writer = await asyncio.open_connection(host, int(port))
-        pipelined = [text_frame("40"), text_frame('421["echo","a"]'), text_frame('422["echo","b"]')]
-        writer.write(upgrade(address) + b"".join(pipelined))
+        pipelined = [
+            masked_frame(b"40"),
+            masked_frame(b'421["echo","a"]'),
+            masked_frame(b'422["echo","b"]'),
+        ]
+        writer.write(upgrade_request(address) + b"".join(pipelined))
         head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 2 * UNIT)
         assert head.startswith(b"HTTP/1.1 101 ")
         assert (await read_frame(reader)).startswith('0{"sid":"')
@@ -74,7 +60,7 @@ async def test_too_many_pipelined_frames_cut_that_client_only() -> None:
         await control.join()
         host, port = address.rsplit(":", 1)
         reader, writer = await asyncio.open_connection(host, int(port))
-        writer.write(upgrade(address) + text_frame("6") * 40)
+        writer.write(upgrade_request(address) + masked_frame(b"6") * 40)
         received = await asyncio.wait_for(reader.read(), 2 * UNIT)  # until EOF
         assert b'0{"sid":"' not in received  # cut before its session started
         writer.close()

@@ -49,11 +49,10 @@ import pytest
 
 import minisio
 
-from .conftest import UNIT, running
+from .conftest import SID, UNIT, running
 
 DOC = Path(__file__).resolve().parent.parent / "protocol.md"
 
-SID = "[A-Za-z0-9_-]{20}"
 DATE = r"(Mon|Tue|Wed|Thu|Fri|Sat|Sun), \d\d [A-Z][a-z]{2} \d{4} \d\d:\d\d:\d\d GMT"
 PLACEHOLDER = re.compile(r"<(sid(?::(\w+))?|date|host)>")
 LINE = re.compile(r"([A-Z]?)([<>])(?: (.*))?")

@@ -15,7 +15,7 @@ import orjson
 
 import minisio
 
-from .conftest import UNIT, RawClient, joined_clients, raw_client, running
+from .conftest import RawClient, eventually, joined_clients, raw_client, running
 
 MARK = '42["mark"]'
 
@@ -63,7 +63,7 @@ async def _route(
 ) -> None:
     """Send ``frame``, then check each client gets exactly its expected frame, or none."""
     await sender.send(frame)
-    await sender.send('42["mark"]')
+    await sender.send(MARK)
     for name, client in clients.items():
         if name in receivers:
             await client.expect(receivers[name])
@@ -171,10 +171,7 @@ async def test_a_socket_that_left_is_in_no_room() -> None:
             sid_c = await c.join()
             await _join(c, sid_c, "blue")
         # C closed its WebSocket: gone from the namespace and from every room.
-        for _ in range(int(50 * UNIT)):
-            if sid_c not in io.sockets:
-                break
-            await asyncio.sleep(0.02)
+        await eventually(lambda: sid_c not in io.sockets, timeout=2, interval=0.02)
         assert sid_c not in io.sockets
         assert io.main.adapter.rooms_of(sid_c) == frozenset()
         assert io.main.adapter.rooms["blue"] == {sid_a}

@@ -694,8 +694,11 @@ def test_decoding_anything_raises_only_protocol_error(
         except ProtocolError:
             continue
         if packet is not None:
-            # Whatever the decoder lets through, the encoder can write back.
-            sio.encode(packet)
+            # Whatever the decoder lets through, the encoder can write back,
+            # and what it writes decodes to the same packet.
+            text, *attachments = sio.encode(packet)
+            again = Decoder(max_attachments=max_attachments, max_depth=max_depth)
+            assert feed_all([text.decode(), *attachments], again) == packet
 
 
 @settings(max_examples=300)
