@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from . import sio
-from .connection import send_many
+from .engine import send_many
 
 if TYPE_CHECKING:
     from .server import Namespace

@@ -14,7 +14,7 @@ from .errors import AckTimeout, Disconnected
 from .handlers import Handler, ack_args, ack_result
 
 if TYPE_CHECKING:
-    from .connection import Connection
+    from .engine import Session
     from .server import Namespace
 
 __all__ = ["Handshake", "Socket"]
@@ -64,9 +64,7 @@ class Socket:
         "namespace",
     )
 
-    def __init__(
-        self, namespace: Namespace, conn: Connection, sid: str, auth: dict[str, Any]
-    ) -> None:
+    def __init__(self, namespace: Namespace, conn: Session, sid: str, auth: dict[str, Any]) -> None:
         self.id = sid
         self.namespace = namespace
         self._auth = auth
@@ -90,6 +88,11 @@ class Socket:
         if self._data is None:
             self._data = {}
         return self._data
+
+    @property
+    def transport(self) -> str:
+        """``"polling"`` or ``"websocket"``: what carries the connection now (it may upgrade)."""
+        return self._conn.transport.name
 
     @property
     def handshake(self) -> Handshake:

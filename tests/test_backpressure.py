@@ -141,12 +141,12 @@ async def test_closing_a_client_that_stopped_reading_is_bounded() -> None:
             sock.sendall(upgrade_request(address) + masked_frame(b"40"))  # CONNECT, masked
             await eventually(lambda: len(io.sockets) == 1, timeout=3)
             # Never read again; fill the path to it until websockets stops writing.
-            (conn,) = io._connections
-            while not conn.ws.paused:
+            (conn,) = io._sessions.values()
+            while not conn.transport.paused:
                 io.emit("fill", "x" * 65536)
                 await asyncio.sleep(0)
             # No pong will come: ping timeout, then a close that cannot drain.
-            await eventually(lambda: not io._connections, timeout=0.3 + 0.3 + 0.5 + 2)
+            await eventually(lambda: not io._sessions, timeout=0.3 + 0.3 + 0.5 + 2)
             sock.close()
 
 
@@ -208,9 +208,10 @@ async def test_disconnect_while_middleware_runs_is_not_accepted_afterwards() -> 
 
     async with running(io) as address, raw_client(address) as client:
         await client.send("40/admin,")
-        await eventually(lambda: any("/admin" in c.pending for c in io._connections), timeout=3)
+        sessions = io._sessions.values()
+        await eventually(lambda: any("/admin" in c.pending for c in sessions), timeout=3)
         await client.send("41/admin,")  # the client gave up before the answer
-        await eventually(lambda: not any("/admin" in c.pending for c in io._connections), timeout=3)
+        await eventually(lambda: not any("/admin" in c.pending for c in sessions), timeout=3)
         release.set()
         await client.expect_nothing()
         assert connected == [] and not admin.sockets
@@ -244,8 +245,8 @@ async def test_reads_stay_below_the_mmap_threshold_and_large_messages_still_arri
 
     async with running(io) as address, raw_client(address) as client:
         await client.join()
-        (conn,) = io._connections
-        assert conn.ws.transport.max_size == 16 * 1024  # type: ignore[attr-defined]
+        (conn,) = io._sessions.values()
+        assert conn.transport.transport.max_size == 16 * 1024  # type: ignore[attr-defined]
         text = "x" * 999_000
         await client.send(f'421["size","{text}"]')
         await client.expect("431[999000]")
@@ -276,8 +277,8 @@ async def test_a_peer_that_pings_and_never_reads_is_cut() -> None:
         with contextlib.suppress(OSError):  # reset once the server gives up
             for _ in range(400):  # at most ~50 MB of pongs owed
                 await loop.sock_sendall(sock, pings)
-                if not io._connections:
+                if not io._sessions:
                     break
-        await eventually(lambda: not io._connections, timeout=3)
+        await eventually(lambda: not io._sessions, timeout=3)
         assert reasons == ["transport error"]
         sock.close()

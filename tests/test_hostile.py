@@ -250,7 +250,7 @@ async def send_frame(client: RawClient, frame: Frame) -> None:
 
 async def play(io: minisio.Server, reasons: dict[str, str], address: str, case: Case) -> None:
     """Run one case against a live server that already has a control client."""
-    before = len(io._connections)
+    before = len(io._sessions)
     async with raw_client(address) as hostile:
         sid = await hostile.join() if case.join else None
         for namespace in case.extra:
@@ -260,7 +260,7 @@ async def play(io: minisio.Server, reasons: dict[str, str], address: str, case: 
                 await send_frame(hostile, frame)
         if isinstance(case.expect, Close):
             assert await hostile.closed() == case.expect.code, case.name
-            await eventually(lambda: len(io._connections) == before, interval=0.005)
+            await eventually(lambda: len(io._sessions) == before, interval=0.005)
             if sid is not None:
                 assert reasons.pop(sid) == case.expect.reason, case.name
                 assert sid not in io.sockets
@@ -279,7 +279,7 @@ async def play(io: minisio.Server, reasons: dict[str, str], address: str, case: 
                 await hostile.expect('4342["alive"]')
     if sid is not None:
         await eventually(lambda: sid not in io.sockets, interval=0.005)
-    await eventually(lambda: len(io._connections) == before, interval=0.005)
+    await eventually(lambda: len(io._sessions) == before, interval=0.005)
 
 
 async def control_alive(io: minisio.Server, control: RawClient, n: int) -> None:
@@ -329,7 +329,7 @@ async def test_silent_client_is_cut_by_connect_timeout() -> None:
         await control.join()
         async with raw_client(address) as silent:
             assert await silent.closed() == 1000
-        await eventually(lambda: len(io._connections) == 1, interval=0.005)
+        await eventually(lambda: len(io._sessions) == 1, interval=0.005)
         await control_alive(io, control, 1)
 
 
@@ -459,7 +459,7 @@ def test_fuzz_random_frames(live: ServerThread, join: bool, frames: list[Frame])
             with contextlib.suppress(TimeoutError, ConnectionClosed):
                 while True:
                     await hostile.recv(0.05)
-        await eventually(lambda: len(live.io._connections) == 1, interval=0.005)
+        await eventually(lambda: len(live.io._sessions) == 1, interval=0.005)
         assert len(live.io.sockets) == 1
         await control_alive(live.io, live.control, n)
 
@@ -511,7 +511,7 @@ async def test_a_closed_session_frees_what_it_held_without_the_garbage_collector
                         if frame.startswith("40"):
                             await client.recv()
                     await asyncio.sleep(0.05 * UNIT)
-                await eventually(lambda: not io._connections, timeout=10)
+                await eventually(lambda: not io._sessions, timeout=10)
                 growth.append(tracemalloc.get_traced_memory()[0] - before)
         # ~7 MB per session when it stays; a few KB of other state otherwise.
         assert max(growth) < 1_000_000, growth

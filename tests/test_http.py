@@ -30,7 +30,7 @@ def _error(code: int, message: str) -> bytes:
 @pytest.mark.parametrize(
     ("query", "body"),
     [
-        # The official client's first request; minisio has no long-polling.
+        # The official client's first request, to a server that offers WebSocket only.
         ("EIO=4&transport=polling&t=N8hyd6w", _error(0, "Transport unknown")),
         ("EIO=4", _error(0, "Transport unknown")),
         ("EIO=4&transport=webtransport", _error(0, "Transport unknown")),
@@ -41,7 +41,7 @@ def _error(code: int, message: str) -> bytes:
     ],
 )
 async def test_engine_io_errors_over_plain_http(query: str, body: bytes) -> None:
-    io = minisio.Server()
+    io = minisio.Server(transports=["websocket"])
     async with running(io) as address:
         status, headers, got = await http_get(address, f"/socket.io/?{query}")
     assert status == 400
@@ -62,7 +62,7 @@ async def test_engine_io_errors_over_plain_http(query: str, body: bytes) -> None
 async def test_engine_io_errors_refuse_the_websocket_handshake(
     query: str, status: int, body: bytes
 ) -> None:
-    io = minisio.Server()
+    io = minisio.Server(transports=["websocket"])
     async with running(io) as address:
         with pytest.raises(InvalidStatus) as caught:
             async with connect(f"ws://{address}/socket.io/?{query}"):
@@ -71,7 +71,7 @@ async def test_engine_io_errors_refuse_the_websocket_handshake(
     assert response.status_code == status
     assert response.headers["Content-Type"] == "application/json"
     assert response.body == body
-    assert not io._connections
+    assert not io._sessions
 
 
 async def test_foreign_origin_is_forbidden_unless_allowed() -> None:
@@ -102,8 +102,10 @@ async def test_custom_path() -> None:
             await client.join()
         status, _, _ = await http_get(address, "/socket.io/?EIO=4&transport=websocket")
         assert status == 404
-        status, _, body = await http_get(address, "/io/?EIO=4&transport=polling")
+        status, _, body = await http_get(address, "/io/?EIO=4&transport=webtransport")
         assert (status, body) == (400, _error(0, "Transport unknown"))
+        status, _, body = await http_get(address, "/io/?EIO=4&transport=polling")
+        assert status == 200 and body.startswith(b'0{"sid":"')
 
 
 async def test_unknown_file_under_the_engine_io_path_is_404() -> None:

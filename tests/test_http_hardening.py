@@ -405,10 +405,10 @@ async def test_max_connections_gives_503_and_spares_the_others() -> None:
         io.emit("still", 1)
         for client in three:
             await client.expect('42["still",1]')
-        assert len(io._connections) == 3
+        assert len(io._sessions) == 3
         await three[0].ws.close()
         await asyncio.wait_for(three[0].ws.wait_closed(), 2 * UNIT)
-        await eventually(lambda: len(io._connections) < 3, timeout=3)
+        await eventually(lambda: len(io._sessions) < 3, timeout=3)
         async with joined_clients(address, 1) as ((late, _),):  # the freed slot is usable again
             io.emit("still", 2)
             for client in (*three[1:], late):
@@ -421,7 +421,7 @@ async def test_a_burst_of_handshakes_never_passes_max_connections() -> None:
         replies = await asyncio.gather(*(handshake(address) for _ in range(40)))
         statuses = sorted(reply.status for reply in replies)
         assert statuses == [101] * 5 + [503] * 35
-        assert len(io._connections) <= 5
+        assert len(io._sessions) <= 5
 
 
 @pytest.mark.parametrize(

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-PURE = ["eio.py", "sio.py", "adapter.py"]
+PURE = ["eio.py", "sio.py", "adapter.py", "http11.py"]
 IO_MODULES = {"asyncio", "websockets", "socket", "selectors", "ssl", "threading"}
 
 
@@ -30,9 +30,9 @@ def test_codec_modules_do_no_io(module: str) -> None:
     assert not names & IO_MODULES, f"{module} imports {names & IO_MODULES}"
 
 
-def test_only_connection_and_server_touch_websockets() -> None:
+def test_only_the_websocket_transport_touches_websockets() -> None:
     users = {p.name for p in (ROOT / "minisio").glob("*.py") if "websockets" in imported(p)}
-    assert users == {"connection.py", "server.py"}
+    assert users == {"websocket.py"}
 
 
 def test_runtime_dependencies_are_websockets_and_orjson() -> None:

@@ -22,7 +22,7 @@ from pathlib import Path
 import orjson
 
 import minisio
-from minisio.connection import Connection
+from minisio.engine import Session
 
 from .conftest import (
     UNIT,
@@ -252,7 +252,7 @@ async def test_client_that_floods_and_never_reads_its_answers_is_cut() -> None:
 
         sent = await asyncio.to_thread(flood)
         flooder.sock.close()
-        await eventually(lambda: len(io._connections) == 1, timeout=5)
+        await eventually(lambda: len(io._sessions) == 1, timeout=5)
         assert reasons == {flooder.sid: "transport error"}
         assert sent < 20_000 * len(frame)
         io.emit("still", 1)
@@ -329,7 +329,7 @@ async def test_churn_leaves_nothing_behind() -> None:
 
         await asyncio.gather(*(worker(i) for i in range(workers)))
         elapsed = time.monotonic() - started
-        await eventually(lambda: not io._connections, timeout=5)
+        await eventually(lambda: not io._sessions, timeout=5)
         await eventually(lambda: len(asyncio.all_tasks()) <= baseline_tasks, timeout=5)
         assert not io.sockets and not admin.sockets
         for nsp in (io.main, admin):
@@ -337,7 +337,7 @@ async def test_churn_leaves_nothing_behind() -> None:
 
         def leaked() -> list[object]:
             gc.collect()
-            return [o for o in gc.get_objects() if isinstance(o, (Connection, minisio.Socket))]
+            return [o for o in gc.get_objects() if isinstance(o, (Session, minisio.Socket))]
 
         # A finished task's done callback may still sit in the loop's ready
         # queue for a moment, holding its connection: wait for it, not more.

@@ -249,6 +249,7 @@ class Peer:
         self.head: list[str] | None = None
         self.status = 0
         self.length = 0
+        self.keep_alive = False  # the HTTP response left the connection open
         self.closing = 0  # close frames seen, either way
         self.close_code: int | None = None  # of the server's close frame
 
@@ -318,6 +319,11 @@ class Peer:
             assert leftover == b"", f"bytes after the closing handshake: {leftover!r}"
         elif self.websocket:
             await self.quiet()
+        elif self.keep_alive:
+            # Kept alive: nothing more arrives, and the connection stays open.
+            with pytest.raises(TimeoutError):
+                extra = await asyncio.wait_for(self.reader.read(1), min(0.2, 0.5 / UNIT))
+                raise AssertionError(f"bytes after the HTTP response: {extra!r}")
         else:
             leftover = await asyncio.wait_for(self.reader.read(), 2 * UNIT)
             assert leftover == b"", f"bytes after the HTTP response: {leftover!r}"
@@ -437,6 +443,7 @@ class Replay:
         if peer.head is None:
             peer.head = await peer.read_head()
             peer.status = int(peer.head[0].split(" ")[1])
+            peer.keep_alive = "Connection: close" not in peer.head
         if peer.head:
             actual = peer.head.pop(0)
             self.check(line, actual)

@@ -517,28 +517,33 @@ describe("with one server", () => {
     assert.deepEqual(described, buffers.map((b) => ({ bytes: hex(b) })));
   });
 
-  test("default options (polling first): connect_error, then tryAllTransports", TEST, async (t) => {
-    // What the server answers to polling, byte for byte.
+  test("default options: polling first, then the upgrade to WebSocket", TEST, async (t) => {
+    // The handshake over polling, as the server answers it.
     const response = await fetch(`${url}/socket.io/?EIO=4&transport=polling&t=x`);
-    assert.equal(response.status, 400);
-    assert.equal(response.headers.get("content-type"), "application/json");
-    assert.equal(await response.text(), '{"code":0,"message":"Transport unknown"}');
+    assert.equal(response.status, 200);
+    assert.equal(response.headers.get("content-type"), "text/plain; charset=UTF-8");
+    assert.match(
+      await response.text(),
+      /^0\{"sid":"[\w-]{20}","upgrades":\["websocket"\],"pingInterval":\d+,"pingTimeout":\d+,"maxPayload":\d+\}$/,
+    );
 
-    const polling = io(url, { forceNew: true, reconnection: false });
-    t.after(() => polling.close());
-    await assert.rejects(connection(polling), (err) => {
-      assert.equal(err.message, "xhr poll error");
-      assert.equal(err.type, "TransportError");
-      assert.equal(err.description, 400);
-      return true;
-    });
-    assert.equal(polling.connected, false);
+    const socket = io(url, { forceNew: true, reconnection: false });
+    t.after(() => socket.close());
+    await connection(socket);
+    const engine = socket.io.engine;
+    if (engine.transport.name !== "websocket") await next(engine, "upgrade");
+    assert.equal(engine.transport.name, "websocket");
+    assert.equal(await socket.emitWithAck("transport"), "websocket");
+    assert.equal((await socket.emitWithAck("whoami")).id, socket.id);
 
-    const fallback = io(url, { forceNew: true, reconnection: false, tryAllTransports: true });
-    t.after(() => fallback.close());
-    await connection(fallback);
-    assert.equal(fallback.io.engine.transport.name, "websocket");
-    assert.equal((await fallback.emitWithAck("whoami")).id, fallback.id);
+    // upgrade: false stays on polling, and the server sees it so.
+    const stay = io(url, { forceNew: true, reconnection: false, upgrade: false });
+    t.after(() => stay.close());
+    await connection(stay);
+    await sleep(300);
+    assert.equal(stay.io.engine.transport.name, "polling");
+    assert.equal(await stay.emitWithAck("transport"), "polling");
+    assert.equal(await stay.emitWithAck("sum", 2, 3), 5);
   });
 });
 

@@ -24,7 +24,8 @@ Events of the main namespace ``/`` (client -> server, ack answers):
 ``ask(event, args, timeout)`` the server awaits the client's ack:
                               ``{"ok": true, "result"}`` or ``{"ok": false, "error"}``
 ``kick(close)``              ``socket.disconnect(close)`` after acking
-``stats()``                  ``{"websockets": open WebSocket connections}``
+``stats()``                  ``{"websockets": sessions carried by a WebSocket}``
+``transport()``              the transport of this socket's session, as the server sees it
 ``reason(id)``               why the socket ``id`` disconnected (server side), or None
 
 On connection the server emits ``welcome(id)`` to the new socket.
@@ -83,7 +84,12 @@ def create_app(**options: Any) -> tuple[minisio.Server, dict[str, Any]]:
 
         @socket.on("stats")
         def stats() -> dict[str, int]:
-            return {"websockets": len(state["ws"].connections)}
+            sessions = io._sessions.values()
+            return {"websockets": sum(s.transport.name == "websocket" for s in sessions)}
+
+        @socket.on("transport")
+        def transport() -> str:
+            return socket.transport
 
         @socket.on("reason")
         def reason(sid: str) -> str | None:

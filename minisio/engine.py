@@ -1,19 +1,17 @@
-"""One Engine.IO session over one WebSocket: the only module that does I/O.
+"""The Engine.IO session: sid, heartbeat, the upgrade, and the sockets riding on it.
 
-It owns receiving, the heartbeat, the write path and closing.
+A session outlives its transport. It starts on HTTP long-polling or on a
+WebSocket (``transport``) and may move from the first to the second once
+(the upgrade, "Protocol / Upgrade"); the Socket.IO layer above it, rooms
+and routing never ask which one carries it. A transport is anything with
+the same small interface (``write``, ``buffered``, ``end``, ``abort``):
+``websocket.WebSocket`` and ``polling.Polling`` are the two.
 
-Frames come in without a queue: :class:`WebSocket` (websockets' server
-connection, through its ``create_connection`` hook) hands each message to
-the session as soon as websockets has parsed it, inside ``data_received``.
-websockets' own ``recv()`` would queue it and wake a task to read it; here a
-plain handler runs right away and no task, future or ``await`` is spent per
-message.
-
-Frames go out synchronously too: an emit pushes bytes into the transport
-and returns, as ``websockets.broadcast()`` does. The price of not awaiting
-is that a client that stops reading would grow its write buffer forever, so
-every emit checks the buffer against a high-water mark and cuts the
-connection that passes it.
+Packets come in as the items a WebSocket frame or a polling payload
+record holds (``str`` text, ``bytes`` binary) through :meth:`Session.receive`,
+the one boundary for peer faults. Packets go out synchronously:
+:func:`write_many` encodes a packet once and hands the same bytes to every
+recipient's transport, with no task, future or ``await`` per message.
 """
 
 from __future__ import annotations
@@ -22,25 +20,23 @@ import asyncio
 import collections
 import logging
 import secrets
-import struct
 import time
 from collections.abc import Coroutine, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import parse_qsl, urlsplit
-
-from websockets.asyncio.server import ServerConnection
-from websockets.frames import Frame, Opcode
-from websockets.protocol import OPEN, Event
 
 from . import eio, sio
 from .errors import ConnectionRefused, ProtocolError
+from .polling import Polling, payload_item
 from .trace import trace_in, trace_out
+from .websocket import BINARY, TEXT, WebSocket, ws_frame
 
 if TYPE_CHECKING:
     from .server import Namespace, Server
     from .socket import Handshake, Socket
 
-__all__ = ["Connection", "WebSocket", "new_id", "send_many", "write_many"]
+__all__ = ["Request", "Session", "new_id", "send_many", "write_many"]
+
 
 logger = logging.getLogger("minisio")
 
@@ -58,16 +54,6 @@ _BINARY_ACK = sio.PacketType.BINARY_ACK
 _CONNECT = sio.PacketType.CONNECT
 _DISCONNECT = sio.PacketType.DISCONNECT
 _PING = eio.text_frame(eio.PacketType.PING)
-_TEXT = Opcode.TEXT
-_BINARY = Opcode.BINARY
-_CONT = Opcode.CONT
-# Frames a client may pipeline behind its handshake request, before the
-# session starts: a well-behaved one sends none.
-_MAX_EARLY_FRAMES = 16
-# Bytes asked of each recv() on asyncio's own transport (see WebSocket.connection_made).
-_READ_SIZE = 16 * 1024
-# Request head bytes kept to find a body in it; websockets refuses longer heads.
-_MAX_HEAD = 64 * 1024
 # Events one connection may have waiting for a handler, per allowed running one.
 _BACKLOG_FACTOR = 16
 
@@ -77,161 +63,17 @@ def new_id() -> str:
     return secrets.token_urlsafe(15)
 
 
-def _refuse_request_body(transport: asyncio.Transport, data: bytes) -> bool:
-    """Answer a request that carries a body, which websockets would drop unanswered.
+class Request(Protocol):
+    """What a session keeps of the HTTP request that opened it (for ``socket.handshake``)."""
 
-    websockets reads no request bodies and closes such a connection without
-    a word; a browser or curl deserves a status: 405 for a method other than
-    GET and HEAD, 400 otherwise. Returns True when it answered.
-    """
-    end = data.find(b"\r\n\r\n")
-    if end < 0:
-        return False  # not a whole request head yet
-    lines = data[:end].split(b"\r\n")
-    has_body = False
-    for line in lines[1:]:
-        name, _, value = line.partition(b":")
-        name = name.strip().lower()
-        if name == b"transfer-encoding" or (name == b"content-length" and value.strip() != b"0"):
-            has_body = True
-    if not has_body:
-        return False
-    method = lines[0].split(b" ", 1)[0]
-    if method in (b"GET", b"HEAD"):
-        status, text, extra = "400 Bad Request", "Request bodies are not accepted\n", ""
-    else:
-        status, text, extra = (
-            "405 Method Not Allowed",
-            "Method Not Allowed\n",
-            "Allow: GET, HEAD\r\n",
-        )
-    transport.write(
-        f"HTTP/1.1 {status}\r\n{extra}Content-Type: text/plain; charset=utf-8\r\n"
-        f"Content-Length: {len(text)}\r\nConnection: close\r\n\r\n{text}".encode()
-    )
-    transport.close()
-    return True
+    @property
+    def path(self) -> str: ...
+
+    @property
+    def headers(self) -> Any: ...  # has raw_items(): [(name, value), ...]
 
 
-class WebSocket(ServerConnection):
-    """websockets' server connection, delivering messages straight to a session.
-
-    ``process_event`` runs inside ``data_received`` for every parsed frame.
-    websockets has already answered pings and close frames and enforced
-    ``max_size`` (on the whole of a fragmented message too); what is left
-    is to join fragments, decode text as UTF-8 and call the session.
-    """
-
-    session: Connection | None = None
-    _head: bytes = b""  # the request head so far, until websockets has parsed it
-    _early: list[Frame] | None = None
-    _fragments: bytearray | None = None
-    _fragments_text = False
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        """Read in 16 KiB instead of asyncio's 256 KiB, then let websockets set up.
-
-        asyncio's selector transport calls ``recv(256 KiB)`` for every read;
-        that buffer is above glibc's default mmap threshold, so unless an
-        earlier free happened to raise the threshold, every message costs
-        an mmap, an mremap and a munmap. Measured with strace under echo-50:
-        three more system calls per read, and half the messages per second.
-        16 KiB comes from the heap. It also bounds the work one read can
-        make: a read of tiny frames (empty pings) is all parsed before the
-        loop serves anyone else; measured with 64 KiB reads, a flood of them
-        delayed another client's round trip to ~100 ms, with 16 KiB ~20 ms.
-        The price is ~0.6 ms more per 1 MB message. (uvloop reads into its
-        own buffer and has no such attribute.)
-        """
-        if isinstance(getattr(transport, "max_size", None), int):
-            transport.max_size = _READ_SIZE  # type: ignore[attr-defined]
-        super().connection_made(transport)
-
-    def process_event(self, event: Event) -> None:
-        """Turn one parsed frame into a message for the session (websockets' hook)."""
-        session = self.session
-        if session is None:
-            if self.request is None or not isinstance(event, Frame):
-                super().process_event(event)  # the handshake request
-            else:
-                self._keep_early(event)
-            return
-        assert isinstance(event, Frame)
-        opcode = event.opcode
-        if opcode is _TEXT or opcode is _BINARY:
-            if not event.fin:
-                self._fragments = bytearray(event.data)
-                self._fragments_text = opcode is _TEXT
-                return
-            data = bytes(event.data)
-            text = opcode is _TEXT
-        elif opcode is _CONT and self._fragments is not None:
-            self._fragments += event.data
-            if not event.fin:
-                return
-            data, text = bytes(self._fragments), self._fragments_text
-            self._fragments = None
-        else:
-            return  # ping, pong and close: websockets handled them
-        if text:
-            try:
-                session.receive(data.decode())
-            except UnicodeDecodeError as exc:
-                # RFC 6455 8.1: invalid UTF-8 in a text message fails the connection.
-                logger.info("closing %s: invalid UTF-8", session.sid)
-                message = f"{exc.reason} at position {exc.start}"
-                session.close("transport error", code=1007, message=message)
-        else:
-            session.receive(data)
-
-    def data_received(self, data: bytes) -> None:
-        """Bytes from the socket; after websockets parsed them, check the close and the buffer."""
-        if self.request is None:
-            # The head may come in several reads: look at all of it so far.
-            head = self._head + data if self._head else data
-            if _refuse_request_body(self.transport, head):
-                return
-            if b"\r\n\r\n" not in head and len(head) < _MAX_HEAD:
-                self._head = head
-            elif self._head:
-                # Back to the class default: an instance attribute would cost
-                # every idle connection ~1 KB (its __dict__ grows).
-                del self._head
-        super().data_received(data)
-        session = self.session
-        if session is None or session.closed:
-            return
-        if self.protocol.state is OPEN:
-            # websockets answers pings itself; a peer that pings and never
-            # reads would pile pongs up here, unseen by the emit path's check.
-            if self.transport.get_write_buffer_size() > session.server.max_buffer:
-                session._overflow()
-        else:
-            # The peer started the closing handshake, or websockets failed the
-            # connection (frame too big, bad framing): end the session now;
-            # ws.close() then bounds the wait for TCP to close by close_timeout.
-            received, sent = self.protocol.close_rcvd, self.protocol.close_sent
-            failed = received is None and sent is not None and sent.code in (1002, 1007, 1009)
-            if failed:
-                logger.info("closing %s: websocket closed with %s", session.sid, sent)
-            session.close("transport error" if failed else "transport close")
-
-    def _keep_early(self, frame: Frame) -> None:
-        if self._early is None:
-            self._early = []
-        self._early.append(frame)
-        if len(self._early) > _MAX_EARLY_FRAMES:
-            self.transport.abort()
-
-    def start(self, session: Connection) -> None:
-        """Deliver messages to ``session`` from now on, those already parsed first."""
-        self.session = session
-        early, self._early = self._early, None
-        for frame in early or ():
-            self.process_event(frame)
-
-
-class Connection:
+class Session:
     """The server side of one Engine.IO session and the sockets riding on it."""
 
     __slots__ = (
@@ -241,22 +83,29 @@ class Connection:
         "_ping_timer",
         "_pong_timer",
         "_pong_wait_extended",
+        "_probe",
         "_tasks",
+        "_upgrade_timer",
+        "address",
         "closed",
         "decoder",
         "pending",
-        "plain",
+        "request",
         "server",
         "sid",
         "sockets",
         "started",
         "trace",
-        "ws",
+        "transport",
     )
 
-    def __init__(self, server: Server, ws: WebSocket) -> None:
+    def __init__(
+        self, server: Server, transport: WebSocket | Polling, request: Request, address: str
+    ) -> None:
         self.server = server
-        self.ws = ws
+        self.transport = transport
+        self.request = request
+        self.address = address
         self.sid = new_id()
         self.started = time.time()
         self.decoder = sio.Decoder(
@@ -270,8 +119,6 @@ class Connection:
         self.pending: dict[str, None] = {}  # namespaces whose middleware is running
         self.closed = False
         self.trace = server.trace
-        # No extension (compression) negotiated: frames can be written as built.
-        self.plain = not ws.protocol.extensions
         self._tasks: dict[asyncio.Task[Any], None] = {}
         # Events waiting for a handler slot (see _on_packet); None when empty.
         self._backlog: collections.deque[tuple[Socket, sio.Packet, int]] | None = None
@@ -280,38 +127,48 @@ class Connection:
         self._pong_timer: asyncio.TimerHandle | None = None
         self._pong_wait_extended = False
         self._connect_timer: asyncio.TimerHandle | None = None
+        # The WebSocket this session is upgrading to, and its deadline.
+        self._probe: WebSocket | None = None
+        self._upgrade_timer: asyncio.TimerHandle | None = None
 
     # -- lifecycle -------------------------------------------------------
-    async def run(self) -> None:
-        """Serve the session until the WebSocket closes."""
+    def open(self, upgrades: tuple[str, ...]) -> None:
+        """Send the open packet and start the clocks ("Protocol / Handshake")."""
         server = self.server
         loop = asyncio.get_running_loop()
-        # "Handshake": the server sends the open packet first.
+        server._sessions[self.sid] = self
         self.send_eio(
             eio.PacketType.OPEN,
             eio.open_payload(
-                self.sid, server.ping_interval_ms, server.ping_timeout_ms, server.max_payload
+                self.sid,
+                server.ping_interval_ms,
+                server.ping_timeout_ms,
+                server.max_payload,
+                upgrades,
             ),
         )
         self._ping_timer = loop.call_later(server.ping_interval, self._ping)
         self._connect_timer = loop.call_later(server.connect_timeout, self._connect_timeout)
-        self.ws.start(self)
-        try:
-            await self.ws.wait_closed()
-        finally:
-            if not self.closed:  # the TCP connection dropped without a closing handshake
-                self.closed = True
-                self._finish("transport close")
-            # Counted towards max_connections until the socket is really gone.
-            self.server._connections.discard(self)
-            # The WebSocket and the session refer to each other: part now, so
-            # that both are freed at once rather than by the garbage collector.
-            self.ws.session = None
+
+    def transport_gone(self, transport: WebSocket | Polling) -> None:
+        """``transport`` closed for good (TCP closed, or its last answer given)."""
+        if transport is self._probe:
+            self._drop_probe(close=False)
+            return
+        if transport is not self.transport:
+            return  # the polling transport left behind by an upgrade
+        if not self.closed:  # the peer went away without a close packet
+            self.closed = True
+            self._drop_probe()
+            self._finish("transport close")
+        # Counted towards max_connections until the transport is really gone.
+        if self.server._sessions.get(self.sid) is self:
+            del self.server._sessions[self.sid]
 
     def receive(self, message: str | bytes) -> None:
-        """Handle one WebSocket message: the one boundary for peer faults."""
+        """Handle one packet (WebSocket message, polling record): the boundary for peer faults."""
         if self.closed:
-            return  # the session ended; the WebSocket is still closing
+            return  # the session ended; its transport is still closing
         try:
             self._on_frame(message)
         except ProtocolError as exc:
@@ -328,31 +185,23 @@ class Connection:
     def close(
         self, reason: str, *, code: int = 1000, message: str = "", abort: bool = False
     ) -> None:
-        """End the session now: sockets see ``reason`` at once, the WebSocket closes after.
+        """End the session now: sockets see ``reason`` at once, the transport closes after.
 
-        ``code`` and ``message`` go in the WebSocket close frame.
+        ``code`` and ``message`` go in a WebSocket close frame; over polling
+        the pending (or next) GET gets the close packet.
         """
         if self.closed:
             return
         self.closed = True
+        self._drop_probe()
         if abort:
-            self.ws.transport.abort()
+            self.transport.abort()
             # Not now: abort() may be called from inside a broadcast, and the
             # disconnect handlers must not run in the middle of someone's emit.
             asyncio.get_running_loop().call_soon(self._finish, reason)
         else:
             self._finish(reason)
-            self.spawn(self._close_websocket(code, message))
-
-    async def _close_websocket(self, code: int, message: str) -> None:
-        # websockets' close() first waits for the write buffer to drain, with
-        # no deadline: a peer that stopped reading would keep it (and its
-        # buffer) forever. Bound the whole close, then drop the connection.
-        try:
-            async with asyncio.timeout(self.server.close_timeout):
-                await self.ws.close(code, message)
-        except TimeoutError:
-            self.ws.transport.abort()
+            self.transport.end(code, message)
 
     def kick(self) -> None:
         """Server-side ``disconnect(close=True)``: leave every namespace, then close."""
@@ -361,7 +210,8 @@ class Connection:
         self.close("forced close")
 
     def _finish(self, reason: str) -> None:
-        for timer in (self._ping_timer, self._pong_timer, self._connect_timer):
+        timers = (self._ping_timer, self._pong_timer, self._connect_timer, self._upgrade_timer)
+        for timer in timers:
             if timer is not None:
                 timer.cancel()
         sockets = list(self.sockets.values())
@@ -390,6 +240,66 @@ class Connection:
                 socket._on_event(packet.data, packet.id)
         if not backlog:
             self._backlog = None
+
+    # -- the upgrade ("Protocol / Upgrade"): polling first, then a WebSocket.
+    def start_upgrade(self, ws: WebSocket) -> None:
+        """A WebSocket with this session's sid opened: probe it, switch on ``5``."""
+        self._probe = ws
+        ws.probing = True
+        loop = asyncio.get_running_loop()
+        self._upgrade_timer = loop.call_later(self.server.upgrade_timeout, self._upgrade_timeout)
+        ws.start(self)
+
+    def probe(self, ws: WebSocket, frame: str | bytes) -> None:
+        """A frame on the WebSocket being probed: ``2probe``, then ``5``; anything else ends it."""
+        if frame == "2probe":
+            ws.write(b"3probe", [], b"")
+            # The client now stops polling; release its pending GET (and any
+            # later one) with a noop so that it can send the upgrade packet.
+            if isinstance(self.transport, Polling):
+                self.transport.pause()
+        elif frame == "5" and ws.probed:
+            self._upgraded(ws)
+        else:
+            logger.info("%s: upgrade abandoned (unexpected packet on the probe)", self.sid)
+            self._drop_probe()
+
+    def _upgraded(self, ws: WebSocket) -> None:
+        if self._upgrade_timer is not None:
+            self._upgrade_timer.cancel()
+            self._upgrade_timer = None
+        self._probe = None
+        ws.probing = False
+        old, self.transport = self.transport, ws
+        assert isinstance(old, Polling)
+        # Packets queued for polling and not yet taken by a GET go over the
+        # WebSocket, first and in order; the polling transport sends nothing more.
+        for item in old.discard():
+            if isinstance(item, str):
+                write_many((self,), item.encode(), [])
+            else:
+                ws.write_binary(item)
+        if self.trace:
+            logger.getChild("trace").info("%s = upgraded to websocket", self.sid)
+
+    def _upgrade_timeout(self) -> None:
+        self._upgrade_timer = None
+        logger.info("%s: upgrade not finished in time", self.sid)
+        self._drop_probe()
+
+    def _drop_probe(self, *, close: bool = True) -> None:
+        """Give up the upgrade; the session goes on over polling."""
+        ws, self._probe = self._probe, None
+        if self._upgrade_timer is not None:
+            self._upgrade_timer.cancel()
+            self._upgrade_timer = None
+        if ws is None:
+            return
+        ws.session = None
+        if isinstance(self.transport, Polling) and not self.closed:
+            self.transport.resume()
+        if close:
+            ws.end(1000, "")
 
     # -- heartbeat ("Protocol / Heartbeat"): the server pings, the client pongs.
     def _ping(self) -> None:
@@ -449,7 +359,7 @@ class Connection:
         elif kind is _EIO_CLOSE:
             self.close("transport close")
         elif kind is not _EIO_NOOP:
-            # open, ping and upgrade never come from a client on a WebSocket-only session.
+            # open, ping and upgrade never come from a client outside a probe.
             raise ProtocolError(f"unexpected Engine.IO {kind.name.lower()} packet")
 
     def _on_packet(self, packet: sio.Packet) -> None:
@@ -578,17 +488,15 @@ class Connection:
         """A socket's ``handshake``, from the HTTP request of this session."""
         from .socket import Handshake
 
-        request = self.ws.request
-        assert request is not None
+        request = self.request
         url = request.path
         headers = {k.lower(): v for k, v in request.headers.raw_items()}
-        peer = self.ws.remote_address
         now = self.started
         return Handshake(
             headers=headers,
             query=dict(parse_qsl(urlsplit(url).query)),
             auth=auth,
-            address=str(peer[0]) if peer else "",
+            address=self.address,
             time=time.strftime("%a %b %d %Y %H:%M:%S GMT+0000", time.gmtime(now)),
             issued=int(now * 1000),
             url=url,
@@ -612,63 +520,45 @@ class Connection:
         write_many((self,), text, [])
 
     def _overflow(self) -> None:
-        size = self.ws.transport.get_write_buffer_size()
+        size = self.transport.buffered()
         logger.warning(
             "closing %s: %d bytes unsent, over the write high-water mark", self.sid, size
         )
         self.close("transport error", abort=True)
 
 
-def send_many(conns: Sequence[Connection], frames: list[bytes]) -> None:
-    """Write one encoded Socket.IO packet to many connections: encoded once, no await.
+def send_many(conns: Sequence[Session], frames: list[bytes]) -> None:
+    """Write one encoded Socket.IO packet to many sessions: encoded once, no await.
 
     The Engine.IO ``message`` prefix is added once; each attachment follows
-    as a binary frame ("Transports / WebSocket").
+    as a binary packet ("Transports / WebSocket").
     """
     write_many(conns, _MESSAGE + frames[0], frames[1:])
 
 
-def write_many(conns: Sequence[Connection], text: bytes, attachments: list[bytes]) -> None:
-    """Write one Engine.IO text frame, then binary frames, to many connections.
+def write_many(conns: Sequence[Session], text: bytes, attachments: list[bytes]) -> None:
+    """Write one Engine.IO text packet, then binary ones, to many sessions.
 
-    A server's frames are not masked (RFC 6455 5.1), so without a
-    compression extension they are the same bytes for every recipient: they
-    are framed once here and written as they are, instead of once per
-    recipient by websockets.
+    A server's WebSocket frames are not masked (RFC 6455 5.1), so without a
+    compression extension they are the same bytes for every recipient:
+    they are framed once here; a polling recipient queues the same text.
     """
-    if not conns:
-        return
-    wire = ws_frame(_TEXT, text)
-    if attachments:
-        wire += b"".join(ws_frame(_BINARY, attachment) for attachment in attachments)
-    max_buffer = conns[0].server.max_buffer
+    wire = item = None
     for conn in conns:
-        ws = conn.ws
-        if conn.closed or ws.protocol.state is not OPEN:
+        if conn.closed:
             continue
         if conn.trace:
             trace_out(conn.sid, text, text=True)
             for attachment in attachments:
                 trace_out(conn.sid, attachment, text=False)
-        transport = ws.transport
-        if conn.plain:
-            transport.write(wire)
-        else:  # permessage-deflate: each connection has its own compression state
-            ws.protocol.send_text(text)
-            for attachment in attachments:
-                ws.protocol.send_binary(attachment)
-            ws.send_data()
-        if transport.get_write_buffer_size() > max_buffer:
-            conn._overflow()
-
-
-def ws_frame(opcode: Opcode, payload: bytes) -> bytes:
-    """One unmasked, unfragmented WebSocket frame (RFC 6455 5.2)."""
-    n = len(payload)
-    if n < 126:
-        head = bytes((0x80 | opcode, n))
-    elif n < 0x10000:
-        head = struct.pack("!BBH", 0x80 | opcode, 126, n)
-    else:
-        head = struct.pack("!BBQ", 0x80 | opcode, 127, n)
-    return head + payload
+        transport = conn.transport
+        if isinstance(transport, WebSocket):
+            if wire is None:
+                wire = ws_frame(TEXT, text)
+                if attachments:
+                    wire += b"".join(ws_frame(BINARY, a) for a in attachments)
+            transport.write(text, attachments, wire)
+        else:
+            if item is None:
+                item = payload_item(text, attachments)
+            transport.push(item)

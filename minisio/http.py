@@ -1,0 +1,460 @@
+"""The HTTP side: one asyncio protocol per TCP connection, until it upgrades.
+
+:class:`HttpConnection` owns each accepted TCP connection and its HTTP/1.1
+exchange: it feeds the bytes to :class:`~minisio.http11.RequestReader`,
+answers requests one after the other on the same connection (keep-alive;
+pipelined requests wait their turn), and routes each one:
+
+* ``<path>`` with ``transport=polling``: Engine.IO over long-polling, a
+  handshake, a held ``GET`` or a ``POST`` (:mod:`minisio.polling`);
+* ``<path>`` with a WebSocket upgrade: the connection is handed to
+  websockets (:func:`minisio.websocket.accept`) and leaves this module;
+* ``<path>socket.io.js`` and the rest of the client bundle, then the
+  static folder (:mod:`minisio.files`).
+
+Engine.IO's refusals are those of the reference server
+(packages/engine.io/lib/server.ts, ``verify()``): HTTP 400 (403 for
+"Forbidden") with ``{"code":N,"message":"..."}``. Every response says
+``Connection: close`` when the connection ends after it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING
+from urllib.parse import parse_qs, urlsplit
+
+import orjson
+
+from . import files, http11
+from .engine import Session
+from .files import Reply
+from .http11 import HttpError, Request, RequestReader
+from .polling import Polling
+from .websocket import WebSocket, accept
+
+if TYPE_CHECKING:
+    from .server import Server
+
+__all__ = ["HttpConnection"]
+
+logger = logging.getLogger("minisio")
+
+# Engine.IO's errors (packages/engine.io/lib/server.ts, Server.errors).
+UNKNOWN_TRANSPORT = (0, "Transport unknown")
+UNKNOWN_SID = (1, "Session ID unknown")
+BAD_HANDSHAKE_METHOD = (2, "Bad handshake method")
+BAD_REQUEST = (3, "Bad request")
+FORBIDDEN = (4, "Forbidden")
+UNSUPPORTED_VERSION = (5, "Unsupported protocol version")
+
+# Bytes asked of each recv() on asyncio's own transport (see connection_made).
+_READ_SIZE = 16 * 1024
+# Bytes of pipelined requests kept while a response is pending, before reading pauses.
+_MAX_PIPELINED = 64 * 1024
+# The methods a CORS preflight is told about (the npm cors package's default).
+_CORS_METHODS = "GET,HEAD,PUT,PATCH,POST,DELETE"
+_POLL_HEADERS = [("Content-Type", "text/plain; charset=UTF-8"), ("Cache-Control", "no-store")]
+_OK_HEADERS = [("Content-Type", "text/html"), ("Cache-Control", "no-store")]
+
+
+def engine_error(error: tuple[int, str]) -> Reply:
+    """The reference server's refusal: 403 for Forbidden, else 400, and a JSON body."""
+    code, message = error
+    status = 403 if code == FORBIDDEN[0] else 400
+    body = orjson.dumps({"code": code, "message": message})
+    return status, [("Content-Type", "application/json")], body
+
+
+class HttpConnection(asyncio.Protocol):
+    """One TCP connection while it speaks HTTP/1.1."""
+
+    def __init__(self, server: Server) -> None:
+        self.server = server
+        self.reader = RequestReader()
+        self.transport: asyncio.Transport | None = None
+        self.address = ""
+        self.request: Request | None = None  # being read, or waiting for its answer
+        self.limit = 0  # bytes of body the current request may have
+        self.polling: Polling | None = None  # the transport this request is an exchange of
+        self.cors: list[tuple[str, str]] = []  # CORS headers of the current answer
+        self.closed = False  # closed, or handed over to websockets
+        self._timer: asyncio.TimerHandle | None = None
+        self._processing = False
+        self._paused = False
+        self._reading_body = False  # the current request's body is being read
+        self._body_done = True  # the current request's body (if any) was read
+        self._eof = False  # the client sent all it will send
+
+    # -- asyncio's protocol callbacks ---------------------------------------
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        """Read in 16 KiB instead of asyncio's 256 KiB.
+
+        asyncio's selector transport calls ``recv(256 KiB)`` for every read;
+        that buffer is above glibc's default mmap threshold, so unless an
+        earlier free happened to raise the threshold, every message costs
+        an mmap, an mremap and a munmap. Measured with strace under echo-50:
+        three more system calls per read, and half the messages per second.
+        16 KiB comes from the heap. It also bounds the work one read can
+        make: a read of tiny frames (empty pings) is all parsed before the
+        loop serves anyone else; measured with 64 KiB reads, a flood of them
+        delayed another client's round trip to ~100 ms, with 16 KiB ~20 ms.
+        The price is ~0.6 ms more per 1 MB message. (uvloop reads into its
+        own buffer and has no such attribute.) The setting stays with the
+        transport when a WebSocket takes it over.
+        """
+        assert isinstance(transport, asyncio.Transport)
+        if isinstance(getattr(transport, "max_size", None), int):
+            transport.max_size = _READ_SIZE  # type: ignore[attr-defined]
+        self.transport = transport
+        peer = transport.get_extra_info("peername")
+        self.address = str(peer[0]) if peer else ""
+        self.server._http.add(self)
+        self._arm_timer()
+
+    def data_received(self, data: bytes) -> None:
+        if self.closed:
+            return
+        self.reader.feed(data)
+        self._process()
+
+    def eof_received(self) -> bool | None:
+        # A client that half-closes still gets the answer to a held GET; an
+        # unfinished request can never finish.
+        self._eof = True
+        if self.request is None or self._reading_body:
+            self._close()
+        return True
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.server._http.discard(self)
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self.closed and self.transport is None:
+            return  # handed over to a WebSocket
+        self.closed = True
+        polling, self.polling = self.polling, None
+        if polling is not None:
+            polling.lost(self)
+
+    def pause_writing(self) -> None:
+        pass  # answers are whole and bounded; a client that stops reading hits max_buffer
+
+    def resume_writing(self) -> None:
+        pass
+
+    # -- the exchange interface of polling.Polling ---------------------------
+    def answer(self, body: bytes) -> None:
+        """Answer the current polling request: a payload to a GET, ``ok`` to a POST."""
+        self.polling = None
+        if self.closed:
+            return
+        request = self.request
+        headers = _OK_HEADERS if request is not None and request.method == "POST" else _POLL_HEADERS
+        self._respond((200, headers, body))
+
+    def refuse(self) -> None:
+        """A bare 400, as the reference answers a request that overlaps another."""
+        self.polling = None
+        if not self.closed:
+            self._respond((400, [], b""))
+
+    def drop(self) -> None:
+        self.polling = None
+        self._abort()
+
+    # -- reading requests ----------------------------------------------------
+    def _process(self) -> None:
+        """Read and route requests from the buffer, one at a time, while none is pending."""
+        if self._processing:
+            return  # an answer given while routing: the loop below goes on
+        self._processing = True
+        try:
+            while not self.closed:
+                request = self.request
+                if request is None:
+                    request = self.reader.next_head()
+                    if request is None:
+                        break
+                    self.request = request
+                    self._body_done = not request.has_body
+                    self._reading_body = False
+                    self._on_head(request)
+                elif self._reading_body:
+                    if not self.reader.read_body(request, self.limit):
+                        break
+                    self._reading_body = False
+                    self._body_done = True
+                    self._on_request(request)
+                else:
+                    break  # a held GET: the next request waits its turn
+        except HttpError as exc:
+            self._fail(exc)
+        finally:
+            self._processing = False
+        pending = self.request is not None and self.reader.buffered > _MAX_PIPELINED
+        if pending and not self.closed and self.transport is not None:
+            self._paused = True
+            self.transport.pause_reading()
+
+    def _on_head(self, request: Request) -> None:
+        """Route a request by its head; most are answered right away, a POST reads its body."""
+        try:
+            url = urlsplit(request.target)
+        except ValueError:  # "//[x/" reads as an authority with an invalid IPv6 host
+            self._respond(files.text(400, "Bad Request\n"), close=True)
+            return
+        server = self.server
+        if url.path == server.path:
+            self._engine(request, url.query)
+            return
+        if request.has_body:
+            # Only Engine.IO's POST has a body; any other is refused and the
+            # connection closed rather than read.
+            if request.method in ("GET", "HEAD"):
+                reply = files.text(400, "Request bodies are not accepted\n")
+            else:
+                reply = files.text(405, "Method Not Allowed\n", ("Allow", "GET, HEAD"))
+            self._respond(reply, close=True)
+            return
+        if request.method not in ("GET", "HEAD"):
+            self._respond(files.text(405, "Method Not Allowed\n", ("Allow", "GET, HEAD")))
+            return
+        if url.path.startswith(server.path):
+            rest = url.path[len(server.path) :]
+            if server.serve_client and rest in files.CLIENT_FILES:
+                self._respond(files.client_file(rest))
+            else:
+                self._respond(files.text(404, "Not Found\n"))
+            return
+        self._respond(files.static_file(server.static_dir, url.path))
+
+    def _on_request(self, request: Request) -> None:
+        """A POST is whole: its packets go to the session."""
+        self._cancel_timer()
+        polling = self.polling
+        if polling is None or polling.session is None:  # the session ended meanwhile
+            self._respond(engine_error(UNKNOWN_SID))
+            return
+        polling.post(self, request.body)
+
+    # -- Engine.IO -----------------------------------------------------------
+    def _engine(self, request: Request, query: str) -> None:
+        server = self.server
+        headers = request.headers
+        params = {k: v[0] for k, v in parse_qs(query).items()}
+        transport = params.get("transport")
+        upgrade = (headers.get("Upgrade") or "").lower() == "websocket"
+        if request.method == "OPTIONS" and server.cors_allowed_origins is not None:
+            self._preflight(request)
+            return
+        # Checked in the order of the reference server's verify().
+        if transport not in server.transports:
+            self._respond(engine_error(UNKNOWN_TRANSPORT))
+            return
+        if any(len(headers.get_all(name)) > 1 for name in ("Upgrade", "Origin", "Host")):
+            self._respond(engine_error(BAD_REQUEST))
+            return
+        origin = headers.get("Origin")
+        if not server._origin_allowed(origin, headers.get("Host")):
+            logger.warning("refused origin %r", origin)
+            self._respond(engine_error(FORBIDDEN))
+            return
+        if origin is not None and server.cors_allowed_origins is not None:
+            self.cors = [("Access-Control-Allow-Origin", origin), ("Vary", "Origin")]
+            if server.cors_credentials:
+                self.cors.append(("Access-Control-Allow-Credentials", "true"))
+        sid = params.get("sid")
+        if sid is not None:
+            self._with_sid(request, sid, transport, upgrade)
+            return
+        if request.method != "GET":
+            self._respond(engine_error(BAD_HANDSHAKE_METHOD))
+        elif request.has_body or (transport == "websocket") != upgrade:
+            self._respond(engine_error(BAD_REQUEST), close=True)
+        elif params.get("EIO") != "4":
+            self._respond(engine_error(UNSUPPORTED_VERSION))
+        elif len(server._sessions) >= server.max_connections:
+            logger.warning("refused a connection: max_connections reached")
+            self._respond(files.text(503, "Too many connections\n"))
+        elif transport == "websocket":
+            ws = self._hand_over(request)
+            if ws is not None and ws.request is not None:
+                session = Session(server, ws, ws.request, self.address)
+                session.open(())
+                ws.start(session)
+        else:
+            polling = Polling()
+            session = Session(server, polling, _trimmed(request), self.address)
+            polling.session = session
+            upgrades = ("websocket",) if server._can_upgrade else ()
+            session.open(upgrades)
+            self._cancel_timer()
+            self.polling = polling
+            polling.get(self)
+
+    def _with_sid(self, request: Request, sid: str, transport: str, upgrade: bool) -> None:
+        """A request of an existing session: a poll, a POST, or an upgrade."""
+        server = self.server
+        session = server._sessions.get(sid)
+        current = session.transport if session is not None else None
+        # A closed session still owes its last payload (the close packet) to a GET.
+        owed = isinstance(current, Polling) and current.closing and request.method == "GET"
+        if session is None or current is None or (session.closed and not owed):
+            self._respond(engine_error(UNKNOWN_SID))
+            return
+        if upgrade and transport == "websocket":
+            if request.has_body:
+                self._respond(engine_error(BAD_REQUEST), close=True)
+                return
+            ws = self._hand_over(request)
+            if ws is None:
+                return
+            if (
+                not server._can_upgrade
+                or not isinstance(current, Polling)
+                or session._probe is not None
+                or session.closed
+            ):
+                # As the reference: the handshake completes, then the WebSocket closes.
+                logger.info("%s: refused a second upgrade", sid)
+                ws.end(1000, "")
+                return
+            session.start_upgrade(ws)
+            return
+        if upgrade or transport != current.name:
+            # "TRANSPORT_MISMATCH": e.g. polling after the session upgraded.
+            self._respond(engine_error(BAD_REQUEST))
+            return
+        assert isinstance(current, Polling)
+        if request.method == "GET":
+            if request.has_body:
+                self._respond(engine_error(BAD_REQUEST), close=True)
+                return
+            self._cancel_timer()
+            self.polling = current
+            current.get(self)
+        elif request.method == "POST":
+            if request.length == 0:
+                self._respond(engine_error(BAD_REQUEST))
+                return
+            if not current.begin_post(self):
+                return
+            self.polling = current
+            self.limit = server.max_payload
+            self._reading_body = True
+        else:
+            self._respond((500, [], b""))  # as the reference
+
+    def _preflight(self, request: Request) -> None:
+        """``OPTIONS``: a CORS preflight (204), or 403 for an origin not allowed."""
+        headers = request.headers
+        origin = headers.get("Origin")
+        if origin is None or not self.server._origin_allowed(origin, headers.get("Host")):
+            self._respond(engine_error(FORBIDDEN))
+            return
+        reply = [("Access-Control-Allow-Origin", origin)]
+        if self.server.cors_credentials:
+            reply.append(("Access-Control-Allow-Credentials", "true"))
+        reply.append(("Access-Control-Allow-Methods", _CORS_METHODS))
+        wanted = headers.get("Access-Control-Request-Headers")
+        if wanted is not None:
+            reply.append(("Access-Control-Allow-Headers", wanted))
+            reply.append(("Vary", "Origin, Access-Control-Request-Headers"))
+        else:
+            reply.append(("Vary", "Origin"))
+        self._respond((204, reply, b""))
+
+    def _hand_over(self, request: Request) -> WebSocket | None:
+        """Give the TCP connection to websockets for this upgrade request."""
+        transport = self.transport
+        assert transport is not None
+        self._cancel_timer()
+        self.closed = True
+        self.transport = None  # this protocol is done with it
+        self.server._http.discard(self)
+        return accept(self.server, transport, request, self.reader.take_rest())
+
+    # -- writing answers -----------------------------------------------------
+    def _respond(self, reply: Reply, *, close: bool = False) -> None:
+        status, headers, body = reply
+        request = self.request
+        transport = self.transport
+        if transport is None or self.closed:
+            return
+        # A body left unread would be taken for the next request: close instead.
+        keep = not close and request is not None and request.keep_alive and self._body_done
+        keep = keep and not (self._eof and not self.reader.buffered)
+        out = [*headers, *self.cors]
+        if not keep:
+            out.append(("Connection", "close"))
+        elif request is not None and request.version == "HTTP/1.0":
+            out.append(("Connection", "keep-alive"))
+        head_only = request is not None and request.method == "HEAD"
+        transport.write(http11.response(status, out, body, head_only=head_only))
+        self.request = None
+        self.cors = []
+        self.limit = 0
+        if not keep:
+            self._close()
+            return
+        self._arm_timer()
+        if self._paused:
+            self._paused = False
+            transport.resume_reading()
+        if not self._processing:
+            self._process()
+
+    def _fail(self, exc: HttpError) -> None:
+        logger.info("refused a request from %s: %s", self.address or "?", exc)
+        polling, self.polling = self.polling, None
+        if polling is not None:
+            polling.lost(self)
+        self._respond(files.text(exc.status, f"{http11.phrase(exc.status)}\n"), close=True)
+
+    def shut(self) -> None:
+        """The server stops: close this connection once its current answer is out."""
+        if self.request is None:
+            self._close()
+
+    def _close(self) -> None:
+        self.closed = True
+        self._cancel_timer()
+        if self.transport is not None:
+            self.transport.close()
+
+    def _abort(self) -> None:
+        self.closed = True
+        self._cancel_timer()
+        if self.transport is not None:
+            self.transport.abort()
+
+    # -- the request clock ---------------------------------------------------
+    def _arm_timer(self) -> None:
+        """A client has ``handshake_timeout`` to send a whole request (the first, or the next)."""
+        self._cancel_timer()
+        loop = asyncio.get_running_loop()
+        self._timer = loop.call_later(self.server.handshake_timeout, self._timed_out)
+
+    def _cancel_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _timed_out(self) -> None:
+        self._timer = None
+        if self.reader.buffered or self.request is not None:
+            logger.info("dropped %s: request not finished in time", self.address or "?")
+        polling, self.polling = self.polling, None
+        if polling is not None:
+            polling.lost(self)  # a POST whose body trickles in: its session ends too
+        self._close()
+
+
+def _trimmed(request: Request) -> Request:
+    """What a session keeps of its first request: the target and headers, not the bytes."""
+    request.head = b""
+    request.body = b""
+    return request
