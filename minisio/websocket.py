@@ -92,7 +92,10 @@ def accept(
     ws.send_data()
     if response.status_code != 101:  # e.g. a bad Sec-WebSocket-Key: websockets said why
         return None
-    ws.plain = not protocol.extensions
+    if protocol.extensions:
+        # Set only then: one more instance attribute can grow every idle
+        # connection's __dict__ to its next size.
+        ws.plain = False
     if rest:
         ws.data_received(rest)
     return ws

@@ -132,15 +132,36 @@
     appendCapped(ui.wire, item, MAX_WIRE);
   }
 
+  // A line about the transport rather than a packet: an HTTP request, the upgrade.
+  function showNote(text) {
+    const item = node("li", { className: "frame note", "data-testid": "frame", dataset: { dir: "note" } },
+      node("code", {}, text));
+    appendCapped(ui.wire, item, MAX_WIRE);
+  }
+
   // The engine emits "packet" for every packet it receives and "packetCreate"
   // for every packet it is about to send: the frames, one Engine.IO packet each.
+  // Over long-polling, each held GET ("poll") and each POST carry them; the
+  // upgrade probes a WebSocket ("2probe" / "3probe"), then sends "5" on it.
   function watchWire(manager) {
     const hooked = new WeakSet();
+    const watchPolling = (transport) => {
+      if (transport.name !== "polling") return;
+      transport.on("poll", () => showNote("-- GET (long-poll, held until the server has something to send)"));
+      transport.on("drain", () => showNote("-- POST answered ok"));
+    };
     const hook = (engine) => {
       if (!engine || hooked.has(engine)) return;
       hooked.add(engine);
       engine.on("packet", (packet) => showFrame("in", packet));
       engine.on("packetCreate", (packet) => showFrame("out", packet));
+      if (engine.transport) watchPolling(engine.transport);
+      engine.on("upgrading", () => {
+        showNote("-- websocket: > 2probe  < 3probe (the probe answered)");
+      });
+      engine.on("upgrade", (transport) => {
+        showNote(`-- ${transport.name}: > 5 (upgrade: polling stops, frames go over ${transport.name})`);
+      });
     };
     hook(manager.engine);
     // A reconnection makes a new engine right after this event.
@@ -204,7 +225,9 @@
 
   function connect(name) {
     setStatus("connecting", "connecting…");
-    const current = window.io({ transports: ["websocket"], auth: { name } });
+    // The client's default transports, as the classroom page had them:
+    // long-polling first, then the upgrade to WebSocket.
+    const current = window.io({ auth: { name } });
     socket = current;
     watchWire(current.io);
     // Events of a socket we already left are ignored.

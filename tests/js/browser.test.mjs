@@ -279,7 +279,10 @@ describe("the chat page in chromium", { timeout: 50_000 * UNIT }, () => {
   it("shows the raw frames in the wire panel", async () => {
     const lines = await wireLines(tabs.Ada);
     const has = (pattern) => assert.ok(lines.some((l) => pattern.test(l)), `no line matches ${pattern}`);
-    has(/^< 0\{"sid":"[\w-]+","upgrades":\[\]/); // Engine.IO open
+    has(/^< 0\{"sid":"[\w-]+","upgrades":\["websocket"\]/); // Engine.IO open, over polling
+    has(/^-- GET \(long-poll/); // a held GET
+    has(/^-- websocket: > 2probe {2}< 3probe/); // the upgrade's probe
+    has(/^-- websocket: > 5 \(upgrade/); // and the switch
     has(/^> 40\{"name":"Ada"\}$/); // Socket.IO CONNECT with auth
     has(/^< 40\{"sid":"[\w-]+"\}$/);
     has(/^> 42\d+\["chat",\{"text":"hello, everyone","route":"all"\}\]$/); // EVENT with an ack id
@@ -338,6 +341,60 @@ describe("the chat page in chromium", { timeout: 50_000 * UNIT }, () => {
     assert.equal(lines.length, 200);
     assert.ok(!lines.some((l) => l.startsWith("< 0{")), "the open packet is still shown");
     assert.ok(lines.some((l) => l.includes('"text":"flood 79"')));
+  });
+
+  it("connects with the classroom page's io.connect(), upgrades, and chats with a polling-only page", async () => {
+    // The classroom app's client code, verbatim: no options at all.
+    const classroom = await newPage();
+    await classroom.goto(server.url);
+    const poller = await newPage();
+    await poller.goto(server.url);
+    const connectAndWatch = async ([options, wait]) => {
+      const socket = options === null ? io.connect() : io(options);
+      window.seen = [];
+      socket.on("chat", (message) => window.seen.push(message.text));
+      await new Promise((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error("no connect")), wait);
+        socket.on("connect", () => {
+          clearTimeout(timer);
+          resolve();
+        });
+        socket.on("connect_error", (error) => reject(new Error(error.message)));
+      });
+      window.classroomSocket = socket;
+      return socket.io.engine.transport.name;
+    };
+    assert.equal(await classroom.evaluate(connectAndWatch, [null, WAIT]), "polling");
+    assert.equal(
+      await poller.evaluate(connectAndWatch, [{ transports: ["polling"], auth: { name: "Poller" } }, WAIT]),
+      "polling",
+    );
+    // The default client moves to WebSocket; the polling-only one stays.
+    const upgraded = await classroom.evaluate(async (wait) => {
+      const engine = window.classroomSocket.io.engine;
+      if (engine.transport.name !== "websocket") {
+        await new Promise((resolve, reject) => {
+          setTimeout(() => reject(new Error("no upgrade")), wait);
+          engine.once("upgrade", resolve);
+        });
+      }
+      return engine.transport.name;
+    }, WAIT);
+    assert.equal(upgraded, "websocket");
+    const say = (page, text) =>
+      page.evaluate(
+        ([t, wait]) => window.classroomSocket.timeout(wait).emitWithAck("chat", { text: t, route: "all" }),
+        [text, WAIT],
+      );
+    assert.deepEqual(await say(classroom, "hello from io.connect()"), { ok: true });
+    assert.deepEqual(await say(poller, "hello from polling"), { ok: true });
+    for (const page of [classroom, poller]) {
+      await page.waitForFunction(() => window.seen.length >= 2, null, { timeout: WAIT });
+      assert.deepEqual(await page.evaluate(() => window.seen), ["hello from io.connect()", "hello from polling"]);
+    }
+    assert.equal(await poller.evaluate(() => window.classroomSocket.io.engine.transport.name), "polling");
+    await classroom.close();
+    await poller.close();
   });
 
   it("acks a malformed chat message with an error the page can show", async () => {
