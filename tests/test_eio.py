@@ -203,3 +203,41 @@ def test_decode_arbitrary_frame(frame: str | bytes) -> None:
         assert frame == "" or frame[0] not in "0123456"
         return
     assert eio.encode(packet) == frame
+
+
+# -- HTTP long-polling payloads ("Transports / HTTP long-polling / Packet encoding") --
+# (payload, items): the spec's examples, then binary in base64 beside text.
+PAYLOADS: list[tuple[str, list[str | bytes]]] = [
+    ("4hello\x1e2\x1e4€", ["4hello", "2", "4€"]),
+    ("4hello\x1ebAQIDBA==", ["4hello", b"\x01\x02\x03\x04"]),
+    ("bAQIDBA==", [b"\x01\x02\x03\x04"]),
+    ("3", ["3"]),
+    (
+        '451-["up",{"_placeholder":true,"num":0}]\x1ebAQID',
+        ['451-["up",{"_placeholder":true,"num":0}]', b"\x01\x02\x03"],
+    ),
+]
+
+
+@pytest.mark.parametrize(("payload", "items"), PAYLOADS)
+def test_polling_payloads_both_ways(payload: str, items: list[str | bytes]) -> None:
+    assert eio.decode_payload(payload) == items
+    encoded = [
+        eio.payload_item(binary=i) if isinstance(i, bytes) else eio.payload_item(i.encode())
+        for i in items
+    ]
+    assert eio.encode_payload(encoded) == payload.encode()
+
+
+@pytest.mark.parametrize(
+    "payload",
+    ["", "\x1e", "4a\x1e", "\x1e4a", "4a\x1e\x1e4b", "b!!!", "bAQI", "b€", "\x1e" * 1000],
+)
+def test_malformed_polling_payloads_are_protocol_errors(payload: str) -> None:
+    with pytest.raises(ProtocolError):
+        eio.decode_payload(payload)
+
+
+def test_open_payload_lists_the_upgrades_of_a_polling_session() -> None:
+    payload = eio.open_payload("lv_VI97HAXpY6yYWAAAC", 25000, 5000, 1000000, ("websocket",))
+    assert payload == DOC_OPEN_SOCKETIO.encode()
