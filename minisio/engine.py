@@ -274,9 +274,10 @@ class Session:
         assert isinstance(old, Polling)
         # Packets queued for polling and not yet taken by a GET go over the
         # WebSocket, first and in order; the polling transport sends nothing more.
+        # (They were traced when queued.)
         for item in old.discard():
             if isinstance(item, str):
-                write_many((self,), item.encode(), [])
+                ws.write(item.encode(), [], b"")
             else:
                 ws.write_binary(item)
         if self.trace:

@@ -157,3 +157,67 @@ async def http_get(
     status_line, *header_lines = head.decode("latin-1").split("\r\n")
     fields = dict(line.split(": ", 1) for line in header_lines)
     return int(status_line.split(" ")[1]), {k.lower(): v for k, v in fields.items()}, body
+
+
+class HttpClient:
+    """One kept-alive HTTP/1.1 connection: exact request bytes out, whole responses in."""
+
+    def __init__(self, address: str, reader: asyncio.StreamReader, writer: asyncio.StreamWriter):
+        self.address = address
+        self.reader = reader
+        self.writer = writer
+
+    async def request(
+        self,
+        method: str,
+        target: str,
+        body: bytes = b"",
+        headers: tuple[tuple[str, str], ...] = (),
+        timeout: float = 2,
+    ) -> tuple[int, list[tuple[str, str]], bytes]:
+        """Send one request; return (status, [(name, value), ...], body)."""
+        self.send(method, target, body, headers)
+        return await self.response(timeout)
+
+    def send(
+        self,
+        method: str,
+        target: str,
+        body: bytes = b"",
+        headers: tuple[tuple[str, str], ...] = (),
+    ) -> None:
+        lines = [f"{method} {target} HTTP/1.1", f"Host: {self.address}"]
+        lines += [f"{name}: {value}" for name, value in headers]
+        if body or method == "POST":
+            lines.append(f"Content-Length: {len(body)}")
+        self.writer.write(("\r\n".join(lines) + "\r\n\r\n").encode() + body)
+
+    async def response(self, timeout: float = 2) -> tuple[int, list[tuple[str, str]], bytes]:
+        head = await asyncio.wait_for(self.reader.readuntil(b"\r\n\r\n"), timeout * UNIT)
+        status_line, *lines = head[:-4].decode("latin-1").split("\r\n")
+        fields = [tuple(line.split(": ", 1)) for line in lines]
+        length = next((int(v) for k, v in fields if k.lower() == "content-length"), 0)
+        body = await asyncio.wait_for(self.reader.readexactly(length), timeout * UNIT)
+        return int(status_line.split(" ")[1]), fields, body  # type: ignore[return-value]
+
+
+@asynccontextmanager
+async def http_client(address: str) -> AsyncIterator[HttpClient]:
+    host, port = address.rsplit(":", 1)
+    reader, writer = await asyncio.open_connection(host, int(port))
+    try:
+        yield HttpClient(address, reader, writer)
+    finally:
+        writer.close()
+
+
+POLL = "/socket.io/?EIO=4&transport=polling"
+
+
+async def polling_handshake(client: HttpClient) -> str:
+    """Open a polling session on ``client``; return its sid."""
+    status, _, body = await client.request("GET", POLL)
+    assert status == 200, body
+    match = re.match(rb'0\{"sid":"(' + SID.encode() + rb')"', body)
+    assert match, body
+    return match.group(1).decode()
