@@ -79,6 +79,7 @@ class Session:
     __slots__ = (
         "_backlog",
         "_backlog_bytes",
+        "_close_args",
         "_connect_timer",
         "_ping_timer",
         "_pong_timer",
@@ -130,6 +131,7 @@ class Session:
         # The WebSocket this session is upgrading to, and its deadline.
         self._probe: WebSocket | None = None
         self._upgrade_timer: asyncio.TimerHandle | None = None
+        self._close_args = (1000, "")  # for a probe that finishes after the session ended
 
     # -- lifecycle -------------------------------------------------------
     def open(self, upgrades: tuple[str, ...]) -> None:
@@ -193,7 +195,15 @@ class Session:
         if self.closed:
             return
         self.closed = True
-        self._drop_probe()
+        probe = self._probe
+        if probe is not None and probe.probed and not abort:
+            # The client was told "3probe" and stops polling: it would never
+            # fetch the close packet, and a probe closed now leaves its polling
+            # paused for good (engine.io-client). As the reference server, let
+            # the upgrade finish ("5", within upgrade_timeout), then close it.
+            self._close_args = (code, message)
+        else:
+            self._drop_probe()
         if abort:
             self.transport.abort()
             # Not now: abort() may be called from inside a broadcast, and the
@@ -210,7 +220,9 @@ class Session:
         self.close("forced close")
 
     def _finish(self, reason: str) -> None:
-        timers = (self._ping_timer, self._pong_timer, self._connect_timer, self._upgrade_timer)
+        # Not the upgrade timer: the probe, if any, was dropped with it, or
+        # is kept (see close) and its deadline still holds.
+        timers = (self._ping_timer, self._pong_timer, self._connect_timer)
         for timer in timers:
             if timer is not None:
                 timer.cancel()
@@ -277,11 +289,14 @@ class Session:
         # (They were traced when queued.)
         for item in old.discard():
             if isinstance(item, str):
-                ws.write(item.encode(), [], b"")
+                if not (self.closed and item == "1"):  # a close frame instead, below
+                    ws.write(item.encode(), [], b"")
             else:
                 ws.write_binary(item)
         if self.trace:
             logger.getChild("trace").info("%s = upgraded to websocket", self.sid)
+        if self.closed:  # the session ended during the probe
+            ws.end(*self._close_args)
 
     def _upgrade_timeout(self) -> None:
         self._upgrade_timer = None

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 from urllib.parse import parse_qs, urlsplit
 
 import orjson
@@ -30,7 +30,7 @@ import orjson
 from . import files, http11
 from .engine import Session
 from .files import Reply
-from .http11 import HttpError, Request, RequestReader
+from .http11 import Headers, HttpError, Request, RequestReader
 from .polling import Polling
 from .websocket import WebSocket, accept
 
@@ -81,6 +81,7 @@ class HttpConnection(asyncio.Protocol):
         self.cors: list[tuple[str, str]] = []  # CORS headers of the current answer
         self.closed = False  # closed, or handed over to websockets
         self._timer: asyncio.TimerHandle | None = None
+        self._deadline: float | None = None  # loop time the current request must be in by
         self._processing = False
         self._paused = False
         self._reading_body = False  # the current request's body is being read
@@ -104,7 +105,8 @@ class HttpConnection(asyncio.Protocol):
         own buffer and has no such attribute.) The setting stays with the
         transport when a WebSocket takes it over.
         """
-        assert isinstance(transport, asyncio.Transport)
+        # Not an isinstance() check: uvloop's TCPTransport is no asyncio.Transport subclass.
+        transport = cast(asyncio.Transport, transport)
         if isinstance(getattr(transport, "max_size", None), int):
             transport.max_size = _READ_SIZE  # type: ignore[attr-defined]
         self.transport = transport
@@ -129,9 +131,7 @@ class HttpConnection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.server._http.discard(self)
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        self._stop_timer()
         if self.closed and self.transport is None:
             return  # handed over to a WebSocket
         self.closed = True
@@ -194,7 +194,11 @@ class HttpConnection(asyncio.Protocol):
             self._fail(exc)
         finally:
             self._processing = False
-        pending = self.request is not None and self.reader.buffered > _MAX_PIPELINED
+        # Only requests queued behind one awaiting its answer pause reading: the
+        # body being read (bounded by ``limit``) must come in whole, or no answer
+        # would ever resume it.
+        pending = self.request is not None and not self._reading_body
+        pending = pending and self.reader.buffered > _MAX_PIPELINED
         if pending and not self.closed and self.transport is not None:
             self._paused = True
             self.transport.pause_reading()
@@ -243,10 +247,10 @@ class HttpConnection(asyncio.Protocol):
     # -- Engine.IO -----------------------------------------------------------
     def _engine(self, request: Request, query: str) -> None:
         server = self.server
-        headers = request.headers
-        params = {k: v[0] for k, v in parse_qs(query).items()}
+        params = _query(query)
         transport = params.get("transport")
-        upgrade = (headers.get("Upgrade") or "").lower() == "websocket"
+        found, repeated = _engine_headers(request.headers)
+        upgrade = found.get("upgrade", "").lower() == "websocket"
         if request.method == "OPTIONS" and server.cors_allowed_origins is not None:
             self._preflight(request)
             return
@@ -254,11 +258,11 @@ class HttpConnection(asyncio.Protocol):
         if transport not in server.transports:
             self._respond(engine_error(UNKNOWN_TRANSPORT))
             return
-        if any(len(headers.get_all(name)) > 1 for name in ("Upgrade", "Origin", "Host")):
+        if repeated:
             self._respond(engine_error(BAD_REQUEST))
             return
-        origin = headers.get("Origin")
-        if not server._origin_allowed(origin, headers.get("Host")):
+        origin = found.get("origin")
+        if not server._origin_allowed(origin, found.get("host")):
             logger.warning("refused origin %r", origin)
             self._respond(engine_error(FORBIDDEN))
             return
@@ -340,6 +344,13 @@ class HttpConnection(asyncio.Protocol):
             if request.length == 0:
                 self._respond(engine_error(BAD_REQUEST))
                 return
+            content_type = (request.headers.get("Content-Type") or "").lower()
+            if content_type.startswith("application/octet-stream"):
+                # Engine.IO v4 payloads are text; the reference: "invalid content".
+                logger.info("closing %s: a binary POST body", sid)
+                session.close("transport error")
+                self._respond((400, [], b""))
+                return
             if not current.begin_post(self):
                 return
             self.polling = current
@@ -371,7 +382,7 @@ class HttpConnection(asyncio.Protocol):
         """Give the TCP connection to websockets for this upgrade request."""
         transport = self.transport
         assert transport is not None
-        self._cancel_timer()
+        self._stop_timer()
         self.closed = True
         self.transport = None  # this protocol is done with it
         self.server._http.discard(self)
@@ -421,36 +432,93 @@ class HttpConnection(asyncio.Protocol):
 
     def _close(self) -> None:
         self.closed = True
-        self._cancel_timer()
+        self._stop_timer()
         if self.transport is not None:
             self.transport.close()
 
     def _abort(self) -> None:
         self.closed = True
-        self._cancel_timer()
+        self._stop_timer()
         if self.transport is not None:
             self.transport.abort()
 
     # -- the request clock ---------------------------------------------------
     def _arm_timer(self) -> None:
-        """A client has ``handshake_timeout`` to send a whole request (the first, or the next)."""
-        self._cancel_timer()
+        """A client has ``handshake_timeout`` to send a whole request (the first, or the next).
+
+        A kept-alive polling connection is armed after every answer and disarmed
+        at every request, twice per round trip: that moves the deadline only. The
+        timer handle is made when none is pending and, when it fires before the
+        deadline, moved to it (instead of being cancelled and made anew each time).
+        """
         loop = asyncio.get_running_loop()
-        self._timer = loop.call_later(self.server.handshake_timeout, self._timed_out)
+        self._deadline = deadline = loop.time() + self.server.handshake_timeout
+        if self._timer is None:
+            self._timer = loop.call_at(deadline, self._on_timer)
 
     def _cancel_timer(self) -> None:
+        """Disarm: a request is whole (or held); a pending handle will find nothing to do."""
+        self._deadline = None
+
+    def _stop_timer(self) -> None:
+        """The connection ends here (closed, or handed to websockets): drop the handle too."""
+        self._deadline = None
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
 
+    def _on_timer(self) -> None:
+        timer, self._timer = self._timer, None
+        deadline = self._deadline
+        if deadline is None:
+            return  # disarmed since
+        if timer is not None and deadline > timer.when():  # re-armed since: wait on
+            self._timer = asyncio.get_running_loop().call_at(deadline, self._on_timer)
+            return
+        self._timed_out()
+
     def _timed_out(self) -> None:
-        self._timer = None
+        self._deadline = None
         if self.reader.buffered or self.request is not None:
             logger.info("dropped %s: request not finished in time", self.address or "?")
         polling, self.polling = self.polling, None
         if polling is not None:
             polling.lost(self)  # a POST whose body trickles in: its session ends too
         self._close()
+
+
+def _query(query: str) -> dict[str, str]:
+    """The first value of each query parameter, blank ones left out, as ``parse_qs`` has them.
+
+    Most Engine.IO queries (``EIO=4&transport=polling&sid=...``) have nothing to
+    unquote; they are split here without ``parse_qs``'s work per field.
+    """
+    if "%" in query or "+" in query:
+        return {k: v[0] for k, v in parse_qs(query).items()}
+    params: dict[str, str] = {}
+    for field in query.split("&"):
+        name, _, value = field.partition("=")
+        if value and name not in params:
+            params[name] = value
+    return params
+
+
+_ENGINE_HEADERS = frozenset(("upgrade", "origin", "host"))
+
+
+def _engine_headers(headers: Headers) -> tuple[dict[str, str], bool]:
+    """The first ``Upgrade``, ``Origin`` and ``Host`` (lowercase keys), and whether any
+    of them is repeated: one pass over the headers instead of one per name."""
+    found: dict[str, str] = {}
+    repeated = False
+    for name, value in headers.raw_items():
+        key = name.lower()
+        if key in _ENGINE_HEADERS:
+            if key in found:
+                repeated = True
+            else:
+                found[key] = value
+    return found, repeated
 
 
 def _trimmed(request: Request) -> Request:

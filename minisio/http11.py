@@ -85,6 +85,7 @@ class Request:
     # How the body is framed: its length, -1 for chunked, 0 for none.
     length: int = 0
     _chunks: list[bytes] = field(default_factory=list)
+    _received: int = 0  # bytes in _chunks, kept so a chunk does not cost a sum over all of them
 
     @property
     def path(self) -> str:
@@ -201,8 +202,7 @@ class RequestReader:
                 if size == 0:
                     self._in_trailers = True
                     continue
-                received = sum(map(len, request._chunks))
-                if received + size > limit:
+                if request._received + size > limit:
                     raise HttpError(413, "request body too large")
                 self._chunk_left = size + 2
             if len(buffer) < self._chunk_left:
@@ -211,6 +211,7 @@ class RequestReader:
             if buffer[data_end : data_end + 2] != b"\r\n":
                 raise HttpError(400, "chunk not followed by CRLF")
             request._chunks.append(bytes(buffer[:data_end]))
+            request._received += data_end
             del buffer[: self._chunk_left]
             self._chunk_left = -1
 
@@ -284,6 +285,11 @@ def response(
     return out if head_only else out + body
 
 
+# RFC 9110's names where Python's differ before 3.13, so that the bytes do not
+# depend on the Python version.
+_PHRASES = {413: "Content Too Large", 414: "URI Too Long"}
+
+
 def phrase(status: int) -> str:
-    """The reason phrase of ``status``, e.g. "Not Found"."""
-    return http.HTTPStatus(status).phrase
+    """The reason phrase of ``status``, e.g. "Not Found" (RFC 9110 15)."""
+    return _PHRASES.get(status) or http.HTTPStatus(status).phrase

@@ -31,6 +31,7 @@ logger = logging.getLogger("minisio")
 
 _CLOSE = b"1"
 _NOOP = b"6"
+_MESSAGE = b"4"
 
 
 class Exchange(Protocol):
@@ -52,6 +53,7 @@ class Polling:
     name = "polling"
     polling = True
     __slots__ = (
+        "_close_owed",
         "_close_timer",
         "_flush_handle",
         "closing",
@@ -75,6 +77,7 @@ class Polling:
         self.discarded = False  # the session moved to a WebSocket
         self._flush_handle: asyncio.Handle | None = None
         self._close_timer: asyncio.TimerHandle | None = None
+        self._close_owed = False  # the close packet waits for the answer after this one
 
     # -- the transport interface of a session ------------------------------
     def push(self, item: bytes) -> None:
@@ -104,16 +107,24 @@ class Polling:
     def end(self, code: int, message: str) -> None:
         """The session ended: what is queued and the close packet go to the next GET.
 
+        Not in one answer when Socket.IO packets are queued: socket.io-client
+        acts on a payload's close packet at once, but on its Socket.IO packets
+        a tick later (``Manager.ondecoded``), by when they are dropped: an ack
+        rejected, a ``DISCONNECT`` seen as "transport close". They go first,
+        the close packet alone to the GET after, as the reference server does
+        (it drains its buffer before closing). A ping may share the answer.
         If no GET comes within ``close_timeout``, the transport is gone anyway.
         """
         if self.closing or self.discarded:
             return
-        self.queue.append(_CLOSE)
         self.closing = True
+        if any(item[:1] == _MESSAGE for item in self.queue):
+            self._close_owed = True
+        else:
+            self.queue.append(_CLOSE)
         if self.pending is not None:
             self._flush()
-        else:
-            assert self.session is not None
+        if self.session is not None:  # still waiting for a GET
             loop = asyncio.get_running_loop()
             self._close_timer = loop.call_later(self.session.server.close_timeout, self._gone)
 
@@ -225,7 +236,10 @@ class Polling:
             return
         self.pending = None
         exchange.answer(body)
-        if self.closing:
+        if self._close_owed:  # what was queued went first; the close packet waits for a GET
+            self._close_owed = False
+            self.queue.append(_CLOSE)
+        elif self.closing:
             self._gone()
 
     def _gone(self) -> None:

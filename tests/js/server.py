@@ -24,15 +24,20 @@ Events of the main namespace ``/`` (client -> server, ack answers):
 ``ask(event, args, timeout)`` the server awaits the client's ack:
                               ``{"ok": true, "result"}`` or ``{"ok": false, "error"}``
 ``kick(close)``              ``socket.disconnect(close)`` after acking
+``kick_session(sid)``        ``disconnect(True)`` of the sockets on the Engine.IO session ``sid``
+                              (any client's): their ids
 ``stats()``                  ``{"websockets": sessions carried by a WebSocket}``
 ``transport()``              the transport of this socket's session, as the server sees it
+``sid()``                    the Engine.IO session id this socket rides on (the client's
+                              ``socket.io.engine.id``; one for all namespaces of a Manager)
 ``reason(id)``               why the socket ``id`` disconnected (server side), or None
 
 On connection the server emits ``welcome(id)`` to the new socket.
 
 ``/admin`` needs ``auth: {"token": "secret"}``; without a token its middleware
 refuses with "not authorized", with a wrong one it adds ``data``. Its sockets
-answer ``whoami``, ``echo``, ``route``, ``stats`` and ``reason``, and get ``welcome``.
+answer ``whoami``, ``echo``, ``route``, ``stats``, ``transport``, ``sid`` and ``reason``,
+and get ``welcome``.
 """
 
 from __future__ import annotations
@@ -90,6 +95,10 @@ def create_app(**options: Any) -> tuple[minisio.Server, dict[str, Any]]:
         @socket.on("transport")
         def transport() -> str:
             return socket.transport
+
+        @socket.on("sid")
+        def sid() -> str:
+            return socket._conn.sid
 
         @socket.on("reason")
         def reason(sid: str) -> str | None:
@@ -184,6 +193,15 @@ def create_app(**options: Any) -> tuple[minisio.Server, dict[str, Any]]:
         def kick(close: bool = False) -> None:
             # Ack first (the frames go out in order), then disconnect.
             asyncio.get_running_loop().call_soon(socket.disconnect, bool(close))
+
+        @socket.on("kick_session")
+        def kick_session(sid: str) -> list[str]:
+            session = io._sessions.get(sid)
+            if session is None:
+                return []
+            ids = [s.id for s in session.sockets.values()]
+            session.kick()
+            return ids
 
     admin = io.of("/admin")
 
