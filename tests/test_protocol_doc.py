@@ -5,26 +5,41 @@ frame (the notation is explained at the top of protocol.md):
 
     > 42["chat","hi"]            a text frame, client -> server
     < 42["chat","hi"]            a text frame, server -> client
-    B< 40{"sid":"<sid:bob>"}     the same, for a second client labelled B
+    B< 40{"sid":"<sid:bob>"}     the same, for a second connection labelled B
     > <binary 01 02 03 04>       a binary frame, written in hex
     < <close 1000>               a WebSocket close frame: code, then reason
     # ...                        a comment (also blank lines)
 
-A block that starts with an HTTP request (``> GET ...``) carries its own
-HTTP exchange: request lines up to a lone ``>``, response head lines up to a
-lone ``<``, then either the response body or, after a ``101``, frames. Other
-blocks start right after a standard WebSocket upgrade done by the test.
+Each label (none, ``A``, ``B``, ...) is one TCP connection. A connection
+whose first line is an HTTP request (``> GET ...``) speaks HTTP: request
+lines up to a lone ``>``, then, for a request with a ``Content-Length``, its
+body on one line; response head lines up to a lone ``<``, then the body,
+one ``<`` line per line of it (a line break ending the body is not
+written; the ``Content-Length`` line shows it). In a body, ``\\x1e`` stands
+for the record separator that joins polling packets. One connection may
+carry any number of requests, one after the other (keep-alive), each once
+the previous answer has been read; after a ``101`` it carries frames. Any
+other connection starts right after a standard WebSocket upgrade done by
+the test.
+
+A request sent but not answered yet is *held*: when the next line belongs
+to another connection, the held request must still be unanswered (nothing
+arrives for a moment), since the document shows its answer later, after
+what released it.
 
 Client lines are sent as written. Server lines are compared byte for byte
 with what arrives; only placeholders vary: ``<sid>`` (any 20-character id),
 ``<sid:NAME>`` (an id, the same wherever NAME appears, usable in later client
-lines), ``<date>`` (an HTTP date) and ``<host>`` (the server's address). When
-a block ends, each client must have nothing more to read: no extra frame,
-and after a closing handshake the server must close the TCP connection.
+lines), ``<date>`` (an HTTP date) and ``<host>`` (the server's address). A
+request must be the exact one a client sends (:func:`canonical`). When a
+block ends, each connection must have nothing more to read: every request
+answered, no extra frame, and after a closing handshake or a
+``Connection: close`` the server must close the TCP connection.
 
-Blocks tagged ``session=NAME`` are parts of one session and run together on
-one connection, in document order. A ```trace block tagged ``of=NAME`` lists
-the exact wire-trace lines the server logs while that session runs.
+Blocks tagged ``session=NAME`` are parts of one session and run together,
+connections included, in document order. A ```trace block tagged
+``of=NAME`` lists the exact wire-trace lines the server logs while that
+session runs.
 
 The server is :func:`make_app`, which answers the events the document uses;
 options in a block's info string (``ping_interval=1``) are passed to
@@ -44,6 +59,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl
 
 import pytest
 
@@ -62,6 +78,9 @@ WS_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 RFC_KEY = "dGhlIHNhbXBsZSBub25jZQ=="  # the example key of RFC 6455
 
 OP_TEXT, OP_BINARY, OP_CLOSE = 0x1, 0x2, 0x8
+# Polling packets are joined by the record separator; the document writes it so.
+RS, RS_NOTATION = "\x1e", "\\x1e"
+POST_TYPE = "text/plain;charset=UTF-8"  # what the official client's POSTs say
 
 
 # -- the document ---------------------------------------------------------
@@ -237,19 +256,31 @@ def make_app(**options: Any) -> minisio.Server:
     return io
 
 
-# -- a WebSocket client that shows every byte ------------------------------
+# -- a client that shows every byte -------------------------------------------
+# How long "nothing arrives" is watched: 0.2 s, scaled for slow machines but
+# kept under half a second: the examples run with a 1 s ping interval, and a
+# ping is not silence.
+QUIET = min(0.2 * UNIT, 0.5)
+
+
 class Peer:
-    """One client: raw HTTP, then hand-made WebSocket frames."""
+    """One TCP connection: raw HTTP requests, then perhaps hand-made WebSocket frames."""
 
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.reader = reader
         self.writer = writer
         self.websocket = False
-        self.request: list[str] = []
-        self.head: list[str] | None = None
+        # HTTP, one request at a time: the one being written, then its answer.
+        self.request: list[str] = []  # request lines written so far
+        self.body_due = False  # the head is written; its body line comes next
+        self.sent = 0  # line in protocol.md that sent the request being answered; 0: none
+        self.head_only = False  # that request was a HEAD: its answer has no body
+        self.held_checked = False  # that request was seen held while others acted
+        self.head: list[str] | None = None  # head lines of the answer still to check
+        self.body: list[str] | None = None  # body lines of the answer still to check
         self.status = 0
         self.length = 0
-        self.keep_alive = False  # the HTTP response left the connection open
+        self.keep_alive = True  # the last HTTP response left the connection open
         self.closing = 0  # close frames seen, either way
         self.close_code: int | None = None  # of the server's close frame
 
@@ -267,6 +298,34 @@ class Peer:
         """The response head, line by line; the blank line ending it comes last."""
         raw = await asyncio.wait_for(self.reader.readuntil(b"\r\n\r\n"), 2 * UNIT)
         return raw.decode("latin-1").split("\r\n")[:-1]
+
+    async def read_body(self) -> list[str]:
+        """The response body, in the document's notation, line by line."""
+        raw = await asyncio.wait_for(self.reader.readexactly(self.length), 2 * UNIT)
+        text = raw.decode()
+        assert RS_NOTATION not in text, f"a body the notation cannot show: {text!r}"
+        lines = text.replace(RS, RS_NOTATION).split("\n")
+        if len(lines) > 1 and lines[-1] == "":
+            lines.pop()  # a final line break is not written (Content-Length counts it)
+        return lines
+
+    def answered(self) -> None:
+        """The answer to the request sent has been read and checked, to its end."""
+        self.sent = 0
+        self.head = self.body = None
+        self.length = 0
+
+    async def held(self) -> None:
+        """A request sent and not answered: while another connection acts, it stays so."""
+        if not self.sent or self.head is not None or self.held_checked:
+            return
+        self.held_checked = True
+        with pytest.raises(TimeoutError):
+            data = await asyncio.wait_for(self.reader.read(1), QUIET)
+            raise AssertionError(
+                f"protocol.md:{self.sent}: answered at once ({data!r}...), "
+                "not held until the document shows its answer"
+            )
 
     def send_frame(self, opcode: int, data: bytes) -> None:
         mask = os.urandom(4)
@@ -306,14 +365,14 @@ class Peer:
 
     async def quiet(self) -> None:
         """No frame arrives for a while."""
-        # 0.2 s, scaled for slow machines but kept under half a second: the
-        # examples run with a 1 s ping interval, and a ping is not silence.
         with pytest.raises(TimeoutError):
-            frame = await self.read_frame(min(0.2, 0.5 / UNIT))
+            frame = await self.read_frame(QUIET / UNIT)
             raise AssertionError(f"a frame the example does not show: {frame!r}")
 
     async def at_rest(self) -> None:
         """Nothing more to read; after a closing handshake, the TCP connection ends."""
+        assert not self.request, "a request the document does not finish"
+        assert not self.sent, f"protocol.md:{self.sent}: a request the document shows no answer to"
         if self.closing >= 2:
             leftover = await asyncio.wait_for(self.reader.read(), 2 * UNIT)
             assert leftover == b"", f"bytes after the closing handshake: {leftover!r}"
@@ -322,7 +381,7 @@ class Peer:
         elif self.keep_alive:
             # Kept alive: nothing more arrives, and the connection stays open.
             with pytest.raises(TimeoutError):
-                extra = await asyncio.wait_for(self.reader.read(1), min(0.2, 0.5 / UNIT))
+                extra = await asyncio.wait_for(self.reader.read(1), QUIET)
                 raise AssertionError(f"bytes after the HTTP response: {extra!r}")
         else:
             leftover = await asyncio.wait_for(self.reader.read(), 2 * UNIT)
@@ -330,18 +389,40 @@ class Peer:
         self.writer.close()
 
 
-def canonical(request: list[str], address: str) -> list[str]:
+def canonical(request: list[str], address: str, body: str | None = None) -> list[str]:
     """The request a client sends for this request line, headers in our order.
 
     The server ignores some header bytes (``Host``, or everything once it
     refuses ``EIO=3``); holding the document to one form makes them count.
+    A target carrying a ``sid`` has the official client's order,
+    ``EIO=4&transport=...&sid=...``; a POST carries the client's
+    ``Content-Type`` and the length of its ``body``; an upgrade, the
+    headers of RFC 6455 with the RFC's example key.
     """
-    first = request[0]
-    if "Upgrade: websocket" not in request:
-        return [first, f"Host: {address}", ""]
-    target = first.split(" ")[1]
-    lines = _request(address, RFC_KEY).replace("/socket.io/?EIO=4&transport=websocket", target, 1)
-    return lines.split("\r\n")[:-1]
+    method, target, version = request[0].split(" ")
+    first = f"{method} {_client_target(target)} {version}"
+    if "Upgrade: websocket" in request:
+        return [first, *_request(address, RFC_KEY).split("\r\n")[1:-1]]
+    if method == "POST":
+        length = len((body or "").encode())
+        return [
+            first,
+            f"Host: {address}",
+            f"Content-Type: {POST_TYPE}",
+            f"Content-Length: {length}",
+            "",
+        ]
+    return [first, f"Host: {address}", ""]
+
+
+def _client_target(target: str) -> str:
+    """``target`` with its query as the official client writes it once it has a sid."""
+    path, _, query = target.partition("?")
+    params = dict(parse_qsl(query, keep_blank_values=True))
+    if "sid" not in params:
+        return target
+    eio, transport = params.get("EIO", ""), params.get("transport", "")
+    return f"{path}?EIO={eio}&transport={transport}&sid={params['sid']}"
 
 
 def _request(address: str, key: str) -> str:
@@ -352,6 +433,14 @@ def _request(address: str, key: str) -> str:
     )
 
 
+def _header(request: list[str], name: str) -> str | None:
+    prefix = f"{name.lower()}: "
+    for line in request[1:]:
+        if line.lower().startswith(prefix):
+            return line[len(prefix) :]
+    return None
+
+
 # -- replaying ---------------------------------------------------------------
 class Replay:
     def __init__(self, address: str) -> None:
@@ -359,9 +448,10 @@ class Replay:
         self.peers: dict[str, Peer] = {}
         self.names: dict[str, str] = {}  # <sid:NAME> -> the id seen
         self.checked = 0
+        self.current: str | None = None  # the label of the line last run
 
-    def expand(self, line: Line) -> str:
-        """A client line with its placeholders filled in."""
+    def expand(self, line: Line, *, body: bool = False) -> str:
+        """A client line with its placeholders filled in (in a body, ``\\x1e`` too)."""
 
         def fill(match: re.Match[str]) -> str:
             if match.group(1) == "host":
@@ -371,6 +461,9 @@ class Replay:
             return self.names[name]
 
         payload = PLACEHOLDER.sub(fill, line.payload)
+        if body:
+            assert "<" not in payload, f"protocol.md:{line.number}: unknown placeholder"
+            return payload.replace(RS_NOTATION, RS)
         if payload.startswith("<"):
             assert NOTATION.fullmatch(payload), f"protocol.md:{line.number}: unknown notation"
         else:
@@ -421,6 +514,11 @@ class Replay:
         return peer
 
     async def run(self, line: Line) -> None:
+        if line.client != self.current:
+            # Another connection acts: a request still unanswered must stay so.
+            self.current = line.client
+            others = [p for label, p in self.peers.items() if label != line.client]
+            await asyncio.gather(*(peer.held() for peer in others))
         peer = await self.peer(line)
         if not peer.websocket:
             await self.http(peer, line)
@@ -431,15 +529,39 @@ class Replay:
 
     async def http(self, peer: Peer, line: Line) -> None:
         if line.sent:
-            assert peer.head is None, f"protocol.md:{line.number}: request after the response"
-            peer.request.append(self.expand(line))
-            if line.payload == "":  # the blank line ends the request
-                assert peer.request == canonical(peer.request, self.address), (
-                    f"protocol.md:{line.number}: not the request a client sends"
-                )
-                peer.writer.write(("\r\n".join(peer.request) + "\r\n").encode())
-                self.checked += len(peer.request)
+            self.write_request(peer, line)
+        else:
+            await self.read_answer(peer, line)
+
+    def write_request(self, peer: Peer, line: Line) -> None:
+        where = f"protocol.md:{line.number}"
+        assert not peer.sent, f"{where}: a request before the answer to the last one was read"
+        assert peer.keep_alive, f"{where}: a request on a connection the server closes"
+        if peer.body_due:  # the body, on the line after the head
+            request, peer.request, peer.body_due = peer.request, [], False
+            self.send_request(peer, line, request, self.expand(line, body=True))
             return
+        peer.request.append(self.expand(line))
+        if line.payload == "":  # the blank line ends the head
+            if _header(peer.request, "Content-Length") not in (None, "0"):
+                peer.body_due = True
+            else:
+                request, peer.request = peer.request, []
+                self.send_request(peer, line, request, None)
+
+    def send_request(self, peer: Peer, line: Line, request: list[str], body: str | None) -> None:
+        assert request == canonical(request, self.address, body), (
+            f"protocol.md:{line.number}: not the request a client sends"
+        )
+        data = ("\r\n".join(request) + "\r\n").encode()
+        peer.writer.write(data if body is None else data + body.encode())
+        peer.sent = line.number
+        peer.head_only = request[0].startswith("HEAD ")
+        peer.held_checked = False
+        self.checked += len(request) + (body is not None)
+
+    async def read_answer(self, peer: Peer, line: Line) -> None:
+        assert peer.sent, f"protocol.md:{line.number}: a server line, and no request to answer"
         if peer.head is None:
             peer.head = await peer.read_head()
             peer.status = int(peer.head[0].split(" ")[1])
@@ -449,11 +571,18 @@ class Replay:
             self.check(line, actual)
             if actual.startswith("Content-Length: "):
                 peer.length = int(actual.split(": ", 1)[1])
-            if not peer.head and peer.status == 101:
-                peer.websocket = True
+            if not peer.head:  # the blank line that ends the head
+                if peer.status == 101:
+                    peer.websocket = True
+                    peer.answered()
+                elif peer.length == 0 or peer.head_only:
+                    peer.answered()
             return
-        body = await asyncio.wait_for(peer.reader.readexactly(peer.length), 2 * UNIT)
-        self.check(line, body.decode())
+        if peer.body is None:
+            peer.body = await peer.read_body()
+        self.check(line, peer.body.pop(0))
+        if not peer.body:
+            peer.answered()
 
     async def send(self, peer: Peer, line: Line) -> None:
         payload = self.expand(line)
