@@ -16,6 +16,13 @@ Scenarios (one per run, the result printed as one JSON line on stdout):
             send-to-receive latency.
 ``idle``    N clients connect and stay idle. Connect time, and the server's
             RSS growth per connection.
+``poll-echo`` as ``echo``, on HTTP long-polling only: each client keeps a
+            GET held on one keep-alive connection and POSTs on another, as
+            browsers do. Round trips/s and round-trip time (POST to the echo
+            on the held GET).
+``upgrade`` N sessions one after the other, each from the polling handshake
+            to an upgraded WebSocket (``sid``, ``2probe``/``3probe``, the held
+            GET released by ``6``, ``5`` sent). Median and p99 time.
 
 CPU use of this process and of the server (``--server-pid``) over the
 measured window is read from ``getrusage`` and ``/proc/<pid>/stat``.
@@ -63,6 +70,8 @@ ECHO_FRAME = ws_frame(ECHO)
 class Client(asyncio.Protocol):
     """One Socket.IO client on the main namespace; ``on_event`` gets each EVENT's text."""
 
+    target = "/socket.io/?EIO=4&transport=websocket"
+
     def __init__(self, host: str, port: int, on_event: Callable[[Client, bytes], None]) -> None:
         self.host, self.port = host, port
         self.on_event = on_event
@@ -77,7 +86,7 @@ class Client(asyncio.Protocol):
         key = base64.b64encode(os.urandom(16)).decode()
         transport.write(
             (
-                "GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\n"
+                f"GET {self.target} HTTP/1.1\r\n"
                 f"Host: {self.host}:{self.port}\r\n"
                 "Upgrade: websocket\r\nConnection: Upgrade\r\n"
                 f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
@@ -112,6 +121,7 @@ class Client(asyncio.Protocol):
                     self.connected.set_exception(ConnectionError(status))
                 return
             self.upgraded = True
+            self.on_upgraded()
             i = end + 4
         n = len(data)
         while i + 2 <= n:
@@ -143,6 +153,9 @@ class Client(asyncio.Protocol):
                 self.transport.close()
         if i < n:
             self.buf = data[i:]
+
+    def on_upgraded(self) -> None:
+        pass
 
     def on_text(self, payload: bytes) -> None:
         kind = payload[:2]
@@ -190,6 +203,231 @@ async def connect_many(
 
     await asyncio.gather(*(one() for _ in range(n)))
     return clients, times
+
+
+# -- HTTP long-polling ------------------------------------------------------------
+EIO_PATH = "/socket.io/?EIO=4&transport=polling"
+SEP = b"\x1e"
+
+
+class HttpConn(asyncio.Protocol):
+    """One keep-alive HTTP/1.1 connection of a client: requests written whole, answers
+    parsed from bytes in order (Content-Length or chunked); ``on_response(status, body)``."""
+
+    def __init__(self, on_response: Callable[[int, bytes], None]) -> None:
+        self.on_response = on_response
+        self.transport: asyncio.Transport | None = None
+        self.buf = b""
+        self.lost: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.lost.done():
+            self.lost.set_result(None)
+        self.on_response(0, f"connection lost: {exc}".encode())
+
+    def data_received(self, data: bytes) -> None:
+        buf = self.buf + data if self.buf else data
+        while True:
+            end = buf.find(b"\r\n\r\n")
+            if end < 0:
+                break
+            head = buf[:end].lower()
+            start = end + 4
+            i = head.find(b"\r\ncontent-length:")
+            if i >= 0:
+                j = head.find(b"\r\n", i + 17)
+                stop = start + int(head[i + 17 : j if j >= 0 else end])
+                if len(buf) < stop:
+                    break
+                body = buf[start:stop]
+            elif b"chunked" in head:
+                parsed = _chunked(buf, start)
+                if parsed is None:
+                    break
+                body, stop = parsed
+            else:  # no body (a 204, or a bare 400)
+                body, stop = b"", start
+            buf = buf[stop:]
+            self.on_response(int(head[9:12]), body)
+        self.buf = buf
+
+    def request(self, data: bytes) -> None:
+        assert self.transport is not None
+        self.transport.write(data)
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.abort()
+
+
+def _chunked(buf: bytes, i: int) -> tuple[bytes, int] | None:
+    """A chunked body starting at ``i``: (body, end), or None while incomplete."""
+    chunks = []
+    while True:
+        eol = buf.find(b"\r\n", i)
+        if eol < 0:
+            return None
+        size = int(buf[i:eol].split(b";", 1)[0], 16)
+        if size == 0:
+            end = buf.find(b"\r\n\r\n", eol)  # no trailers expected: the blank line
+            return (b"".join(chunks), end + 4) if end >= 0 else None
+        if len(buf) < eol + 2 + size + 2:
+            return None
+        chunks.append(buf[eol + 2 : eol + 2 + size])
+        i = eol + 2 + size + 2
+
+
+class PollClient:
+    """One Socket.IO client on HTTP long-polling only, as a browser's engine.io-client:
+    the handshake GET, then a GET held at all times on one keep-alive connection and POSTs
+    on another, one at a time (packets sent meanwhile wait and go together)."""
+
+    def __init__(self, host: str, port: int, on_event: Callable[[PollClient, bytes], None]) -> None:
+        self.host, self.port = host, port
+        self.on_event = on_event
+        loop = asyncio.get_running_loop()
+        self.opened: asyncio.Future[bytes] = loop.create_future()
+        self.connected: asyncio.Future[None] = loop.create_future()
+        self.failed: str | None = None
+        self.running = True
+        self.out: list[bytes] = []
+        self.posting = False
+        self.t0 = 0
+        self.gets: HttpConn | None = None
+        self.posts: HttpConn | None = None
+
+    async def open(self) -> None:
+        loop = asyncio.get_running_loop()
+        host, port = self.host, self.port
+        _, self.gets = await loop.create_connection(lambda: HttpConn(self._on_get), host, port)
+        self.gets.request(self._get_request(EIO_PATH))
+        body = await self.opened
+        sid = open_sid(body)
+        url = f"{EIO_PATH}&sid={sid}"
+        self.get_head = self._get_request(url)
+        self.post_head = (
+            f"POST {url} HTTP/1.1\r\nHost: {host}:{port}\r\nAccept: */*\r\n"
+            "Content-Type: text/plain;charset=UTF-8\r\nContent-Length: "
+        ).encode()
+        _, self.posts = await loop.create_connection(lambda: HttpConn(self._on_post), host, port)
+        self.send(b"40")
+        self.gets.request(self.get_head)
+        await self.connected
+
+    def _get_request(self, url: str) -> bytes:
+        host = f"{self.host}:{self.port}"
+        return f"GET {url} HTTP/1.1\r\nHost: {host}\r\nAccept: */*\r\n\r\n".encode()
+
+    def _fail(self, why: str) -> None:
+        if self.failed is None and self.running:
+            self.failed = why
+        for future in (self.opened, self.connected):
+            if not future.done():
+                future.set_exception(ConnectionError(why))
+
+    def _on_get(self, status: int, body: bytes) -> None:
+        if status != 200:
+            self._fail(f"GET: {status} {body[:200]!r}")
+            return
+        if not self.opened.done():
+            self.opened.set_result(body)
+            return
+        for record in body.split(SEP) if SEP in body else (body,):
+            kind = record[:2]
+            if kind == b"42":
+                self.on_event(self, record)
+            elif kind == b"40":
+                if not self.connected.done():
+                    self.connected.set_result(None)
+            elif record == b"2":
+                self.send(b"3")
+            elif record[:1] in (b"1", b"4"):  # close, or a CONNECT_ERROR etc.
+                self._fail(f"GET: {record[:200]!r}")
+                return
+        if self.running:
+            assert self.gets is not None
+            self.gets.request(self.get_head)
+
+    def _on_post(self, status: int, body: bytes) -> None:
+        if status != 200 or body.lower() != b"ok":  # python-socketio answers "OK"
+            self._fail(f"POST: {status} {body[:200]!r}")
+            return
+        self.posting = False
+        if self.out:
+            self._post()
+
+    def send(self, packet: bytes) -> None:
+        self.out.append(packet)
+        if not self.posting:
+            self._post()
+
+    def _post(self) -> None:
+        body = SEP.join(self.out) if len(self.out) > 1 else self.out[0]
+        self.out = []
+        self.posting = True
+        assert self.posts is not None
+        self.posts.request(b"%s%d\r\n\r\n%s" % (self.post_head, len(body), body))
+
+    def close(self) -> None:
+        self.running = False
+        for conn in (self.gets, self.posts):
+            if conn is not None:
+                conn.close()
+
+
+def open_sid(open_packet: bytes) -> str:
+    """The sid of an Engine.IO open packet (``0{...}``)."""
+    if open_packet[:1] != b"0":
+        raise ConnectionError(f"not an open packet: {open_packet[:200]!r}")
+    sid: str = json.loads(open_packet[1:])["sid"]
+    return sid
+
+
+async def connect_polling(
+    host: str, port: int, n: int, on_event: Callable[[PollClient, bytes], None]
+) -> list[PollClient]:
+    gate = asyncio.Semaphore(64)
+    clients: list[PollClient] = []
+
+    async def one() -> None:
+        async with gate:
+            client = PollClient(host, port, on_event)
+            clients.append(client)
+            await client.open()
+
+    await asyncio.gather(*(one() for _ in range(n)))
+    return clients
+
+
+class ProbeClient(Client):
+    """The WebSocket of an upgrade: ``2probe`` once open, then waits for ``3probe``."""
+
+    def __init__(self, host: str, port: int, sid: str) -> None:
+        super().__init__(host, port, _ignore)
+        self.target = f"/socket.io/?EIO=4&transport=websocket&sid={sid}"
+        loop = asyncio.get_running_loop()
+        self.probed: asyncio.Future[None] = loop.create_future()
+
+    def on_upgraded(self) -> None:
+        self.send(ws_frame(b"2probe"))
+
+    def on_text(self, payload: bytes) -> None:
+        if payload == b"3probe":
+            if not self.probed.done():
+                self.probed.set_result(None)
+        elif payload[:2] == b"40":
+            if not self.connected.done():
+                self.connected.set_result(None)
+        elif payload == b"2":
+            self.send(PONG)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        for future in (self.probed, self.connected):
+            if not future.done():
+                future.set_exception(ConnectionError(f"connection lost: {exc}"))
 
 
 # -- measuring --------------------------------------------------------------------
@@ -382,7 +620,99 @@ async def idle(args: argparse.Namespace) -> dict[str, Any]:
     return result
 
 
-SCENARIOS = {"echo": echo, "fan": fan, "idle": idle}
+async def poll_echo(args: argparse.Namespace) -> dict[str, Any]:
+    rtts: list[int] = []
+    state = {"measuring": False, "count": 0, "running": True}
+
+    def on_event(client: PollClient, payload: bytes) -> None:
+        t = now_ns()
+        if state["measuring"]:
+            rtts.append(t - client.t0)
+            state["count"] += 1
+        if state["running"]:
+            client.t0 = now_ns()
+            client.send(ECHO)
+
+    clients = await connect_polling(args.host, args.port, args.clients, on_event)
+    for client in clients:
+        client.t0 = now_ns()
+        client.send(ECHO)
+    result = await measure(args, state)
+    failed = [c.failed for c in clients if c.failed]
+    for client in clients:
+        client.close()
+    if failed:
+        raise ConnectionError(f"{len(failed)} client(s) failed, first: {failed[0]}")
+    result["messages_per_s"] = state["count"] / result["seconds"]
+    result.update(percentiles(rtts))
+    return result
+
+
+async def upgrade_once(host: str, port: int) -> tuple[int, int]:
+    """One session from the handshake GET to ``5`` sent on its WebSocket: (total, to 3probe) ns.
+
+    The HTTP connection is open before the clock starts (a page's connection to its
+    origin); the WebSocket's TCP connect is inside. Afterwards, off the clock, a CONNECT
+    over the WebSocket checks that the session really moved.
+    """
+    loop = asyncio.get_running_loop()
+    answers: asyncio.Queue[tuple[int, bytes]] = asyncio.Queue()
+    _, http = await loop.create_connection(
+        lambda: HttpConn(lambda status, body: answers.put_nowait((status, body))), host, port
+    )
+    ws: ProbeClient | None = None
+    try:
+        get = "GET %s HTTP/1.1\r\nHost: %s:%d\r\nAccept: */*\r\n\r\n"
+        start = now_ns()
+        http.request((get % (EIO_PATH, host, port)).encode())
+        status, body = await answers.get()
+        if status != 200:
+            raise ConnectionError(f"handshake: {status} {body[:200]!r}")
+        sid = open_sid(body)
+        if b'"websocket"' not in body:
+            raise ConnectionError(f"no upgrade offered: {body[:200]!r}")
+        http.request((get % (f"{EIO_PATH}&sid={sid}", host, port)).encode())  # the held GET
+        _, ws = await loop.create_connection(lambda: ProbeClient(host, port, sid), host, port)
+        await ws.probed
+        probed = now_ns()
+        status, body = await answers.get()
+        if status != 200 or body != b"6":
+            raise ConnectionError(f"held GET answered {status} {body[:200]!r}, not 6")
+        ws.send(ws_frame(b"5"))
+        done = now_ns()
+        ws.send(OPEN_NAMESPACE)
+        await ws.connected
+        return done - start, probed - start
+    finally:
+        http.close()
+        if ws is not None:
+            ws.close()
+
+
+async def upgrade(args: argparse.Namespace) -> dict[str, Any]:
+    warm_until = time.perf_counter() + args.warmup
+    warm = 0
+    while warm < 3 or time.perf_counter() < warm_until:
+        await upgrade_once(args.host, args.port)
+        warm += 1
+    times: list[int] = []
+    probes: list[int] = []
+    window = Window(args.server_pid)
+    window.start()
+    for _ in range(args.clients):
+        total, probed = await upgrade_once(args.host, args.port)
+        times.append(total)
+        probes.append(probed)
+    result = window.stop()
+    result["sessions"] = args.clients
+    result["upgrades_per_s"] = args.clients / result["seconds"]
+    result["server_cpu_ms"] = result.get("server_cpu", 0) * result["seconds"] / args.clients * 1e3
+    result.update({"upgrade_" + k: v for k, v in percentiles(times).items()})
+    result.update({"probe_" + k: v for k, v in percentiles(probes).items()})
+    return result
+
+
+SCENARIOS = {"echo": echo, "fan": fan, "idle": idle, "poll-echo": poll_echo, "upgrade": upgrade}
 
 
 def main() -> None:

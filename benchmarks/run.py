@@ -50,7 +50,11 @@ LABELS = {
     "raw": "raw websockets",
     "psio": "python-socketio (aiohttp)",
     "node": "socket.io (Node)",
+    "baseline": "minisio baseline (--baseline)",
 }
+#: The servers that speak HTTP long-polling (the raw websockets server does not); a
+#: --baseline checkout joins them when it has minisio/polling.py.
+POLLING_SERVERS = {"minisio", "psio", "node"}
 
 
 # -- scenarios ------------------------------------------------------------------
@@ -63,6 +67,13 @@ class Scenario:
             metric,
             unit,
         )
+        #: The clients use HTTP long-polling (only POLLING_SERVERS take part).
+        self.polling = kind in ("poll-echo", "upgrade")
+        #: A time: the ratio shown is other / minisio, so that above 1x is minisio ahead.
+        self.lower_is_better = kind == "upgrade"
+
+    def runs_on(self, server: str) -> bool:
+        return not self.polling or server in POLLING_SERVERS
 
 
 SCENARIOS = {
@@ -73,6 +84,9 @@ SCENARIOS = {
         Scenario("fan-100", "fan", 100, "deliveries_per_s", "deliveries/s"),
         Scenario("fan-1000", "fan", 1000, "deliveries_per_s", "deliveries/s"),
         Scenario("idle-2000", "idle", 2000, "rss_per_conn_kb", "KB/conn"),
+        Scenario("poll-echo-1", "poll-echo", 1, "messages_per_s", "round trips/s"),
+        Scenario("poll-echo-50", "poll-echo", 50, "messages_per_s", "round trips/s"),
+        Scenario("upgrade-time", "upgrade", 100, "upgrade_p50_ms", "ms"),
     )
 }
 
@@ -83,6 +97,20 @@ TARGETS: list[tuple[str, str, str, str | None, float]] = [
     ("fan-out 1000: minisio >= 0.95x raw", "fan-1000", "deliveries_per_s", "raw", 0.95),
     ("fan-out 1000: minisio >= 1.0x Node", "fan-1000", "deliveries_per_s", "node", 1.0),
     ("RSS per idle connection <= 16 KB", "idle-2000", "rss_per_conn_kb", None, 16.0),
+    (
+        "polling echo 50 clients: minisio >= 1.0x Node",
+        "poll-echo-50",
+        "messages_per_s",
+        "node",
+        1.0,
+    ),
+    (
+        "polling echo 50 clients: minisio >= 3x python-socketio",
+        "poll-echo-50",
+        "messages_per_s",
+        "psio",
+        3.0,
+    ),
 ]
 
 #: (label, codec row field, wanted minisio / python-socketio ratio), for the first codec case
@@ -187,7 +215,12 @@ class ServerProcess:
         if server == "node":
             cmd = ["node", str(HERE / "servers" / "node_server.mjs")]
         else:
-            script = {"minisio": "minisio_server", "raw": "raw_ws_server", "psio": "psio_server"}
+            script = {
+                "minisio": "minisio_server",
+                "baseline": "minisio_server",
+                "raw": "raw_ws_server",
+                "psio": "psio_server",
+            }
             cmd = [PY, str(HERE / "servers" / f"{script[server]}.py")]
             if args.uvloop:
                 cmd.append("--uvloop")
@@ -197,6 +230,9 @@ class ServerProcess:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         self.log_file = self.log_path.open("w")
         env = dict(os.environ)
+        env.pop("MINISIO_SRC", None)
+        if server == "baseline":
+            env["MINISIO_SRC"] = str(args.baseline)  # the same server script, that minisio
         if server != "node":
             env.setdefault("GLIBC_TUNABLES", MALLOC_TUNABLES)
         self.proc = subprocess.Popen(
@@ -294,6 +330,12 @@ def describe(scenario: Scenario, r: dict[str, Any]) -> str:
             f"{r['rss_per_conn_kb']:.1f} KB/conn, {r['connects_per_s']:,.0f} connects/s,"
             f" connect p50 {r['connect_p50_ms']:.1f} ms p99 {r['connect_p99_ms']:.1f} ms"
         )
+    if scenario.kind == "upgrade":
+        return (
+            f"{r['sessions']} upgrades, p50 {r['upgrade_p50_ms']:.2f} ms"
+            f" p99 {r['upgrade_p99_ms']:.2f} ms (3probe p50 {r['probe_p50_ms']:.2f} ms,"
+            f" server cpu {r.get('server_cpu_ms', 0):.2f} ms per upgrade)"
+        )
     return (
         f"{r[scenario.metric]:,.0f} {scenario.unit}, p50 {r['p50_ms']:.2f} ms"
         f" p99 {r['p99_ms']:.2f} ms (server cpu {r.get('server_cpu', 0):.0%},"
@@ -316,6 +358,15 @@ def summarize(runs: dict[str, dict[str, list[dict[str, Any]]]]) -> dict[str, Any
             ["rss_per_conn_kb", "connects_per_s", "connect_p50_ms", "connect_p99_ms"]
             if scenario.kind == "idle"
             else [
+                "upgrade_p50_ms",
+                "upgrade_p99_ms",
+                "probe_p50_ms",
+                "server_cpu_ms",
+                "loadgen_cpu",
+                "others_cpu",
+            ]
+            if scenario.kind == "upgrade"
+            else [
                 scenario.metric,
                 "per_cpu",
                 "p50_ms",
@@ -328,7 +379,11 @@ def summarize(runs: dict[str, dict[str, list[dict[str, Any]]]]) -> dict[str, Any
         entry: dict[str, Any] = {"servers": {}, "ratios": {}, "ratios_per_cpu": {}}
         for server, reps in by_server.items():
             for r in reps:
-                if "error" not in r and scenario.kind != "idle" and r.get("server_cpu"):
+                if (
+                    "error" not in r
+                    and scenario.kind not in ("idle", "upgrade")
+                    and r.get("server_cpu")
+                ):
                     # Work per server CPU-second: steadier than throughput on a busy machine.
                     r["per_cpu"] = r[scenario.metric] / r["server_cpu"]
             ok = [r for r in reps if "error" not in r]
@@ -340,12 +395,19 @@ def summarize(runs: dict[str, dict[str, list[dict[str, Any]]]]) -> dict[str, Any
             if other == "minisio":
                 continue
             paired = [
-                a[scenario.metric] / b[scenario.metric]
+                (
+                    b[scenario.metric] / a[scenario.metric]
+                    if scenario.lower_is_better
+                    else a[scenario.metric] / b[scenario.metric]
+                )
                 for a, b in zip(mine, reps, strict=False)
-                if "error" not in a and "error" not in b and b[scenario.metric]
+                if "error" not in a
+                and "error" not in b
+                and a[scenario.metric]
+                and b[scenario.metric]
             ]
             entry["ratios"][other] = median(paired)
-            if scenario.kind != "idle":
+            if scenario.kind not in ("idle", "upgrade"):
                 entry["ratios_per_cpu"][other] = median(
                     [
                         a["per_cpu"] / b["per_cpu"]
@@ -376,6 +438,8 @@ def tables(
         f" socket.io {info.get('socket.io', 'n/a')}; server loop: {info['server_loop']};"
         f" load generator loop: {info.get('loadgen_loop', '?')}; {reps} repetition(s), medians."
     )
+    if info.get("baseline"):
+        out[-1] += f" Baseline: minisio from {info['baseline']} ({info.get('baseline_commit')})."
     out.append("")
     if codec_rows:
         out.append("### Codec (ops/s, median of repetitions; ratio = minisio / python-socketio)")
@@ -407,7 +471,7 @@ def tables(
     out.append("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for name, entry in summary.items():
         scenario = SCENARIOS[name]
-        if scenario.kind == "idle":
+        if scenario.kind in ("idle", "upgrade"):
             continue
         for server, s in entry["servers"].items():
             mine = server == "minisio"
@@ -438,6 +502,28 @@ def tables(
                     f"| {name} | {LABELS[server]} | {fmt(s['rss_per_conn_kb'], '.1f')} KB"
                     f" | {fmt(s['connects_per_s'], ',.0f')} | {fmt(s['connect_p50_ms'], '.1f')}"
                     f" | {fmt(s['connect_p99_ms'], '.1f')} |"
+                    + (f" ({len(s['errors'])} failed)" if s["errors"] else "")
+                )
+    upgrades = [n for n in summary if SCENARIOS[n].kind == "upgrade"]
+    if upgrades:
+        out.append("")
+        out.append("### Upgrade from long-polling to WebSocket (sessions one after another)")
+        out.append("")
+        out.append(
+            "| scenario | server | sessions | upgrade p50 ms | upgrade p99 ms | 3probe p50 ms"
+            " | server CPU ms per upgrade | this / minisio (p50) |"
+        )
+        out.append("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+        for name in upgrades:
+            for server, s in summary[name]["servers"].items():
+                ratio = (
+                    "" if server == "minisio" else fmt(summary[name]["ratios"].get(server), ".2f")
+                )
+                out.append(
+                    f"| {name} | {LABELS[server]} | {SCENARIOS[name].clients}"
+                    f" | {fmt(s['upgrade_p50_ms'], '.2f')} | {fmt(s['upgrade_p99_ms'], '.2f')}"
+                    f" | {fmt(s['probe_p50_ms'], '.2f')} | {fmt(s['server_cpu_ms'], '.2f')}"
+                    f" | {ratio + 'x' if ratio else ''} |"
                     + (f" ({len(s['errors'])} failed)" if s["errors"] else "")
                 )
     # Targets.
@@ -500,6 +586,13 @@ def main() -> int:
     parser.add_argument("--no-codec", action="store_true", help="skip the codec benchmarks")
     parser.add_argument("--no-install", action="store_true", help="never pip install")
     parser.add_argument(
+        "--baseline",
+        type=Path,
+        help="another minisio checkout (e.g. a git worktree of an older commit): run it too, as "
+        "server 'baseline' (same server script, MINISIO_SRC=DIR); in the polling scenarios only "
+        "if it has minisio/polling.py",
+    )
+    parser.add_argument(
         "--loop",
         choices=("auto", "asyncio", "uvloop"),
         default="auto",
@@ -523,6 +616,18 @@ def main() -> int:
         resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
 
     servers = [s for s in args.servers.split(",") if s]
+    if args.baseline is not None:
+        args.baseline = args.baseline.resolve()
+        if not (args.baseline / "minisio" / "__init__.py").is_file():
+            log(f"--baseline {args.baseline}: no minisio package there")
+            return 2
+        if "baseline" not in servers:
+            servers.append("baseline")
+        if (args.baseline / "minisio" / "polling.py").is_file():
+            POLLING_SERVERS.add("baseline")
+    elif "baseline" in servers:
+        log("server 'baseline' needs --baseline DIR")
+        return 2
     scenarios = [SCENARIOS[s] for s in args.scenarios.split(",") if s]
     skipped: dict[str, str] = {}
     if "psio" in servers:
@@ -543,6 +648,16 @@ def main() -> int:
     servers = [s for s in servers if s not in skipped]
     info = machine()
     info["server_loop"] = "uvloop" if args.uvloop else "asyncio"
+    if args.baseline is not None:
+        info["baseline"] = str(args.baseline)
+        with contextlib.suppress(Exception):
+            info["baseline_commit"] = subprocess.run(
+                ["git", "-C", str(args.baseline), "rev-parse", "--short", "HEAD"],
+                capture_output=True,
+                text=True,
+                timeout=10,
+            ).stdout.strip()
+        LABELS["baseline"] = f"minisio baseline ({info.get('baseline_commit') or args.baseline})"
     server_cores, loadgen_cores = pinning()
     info["pinning"] = (
         f"server on core {sorted(server_cores)}, load generator on core {sorted(loadgen_cores)}"
@@ -557,7 +672,7 @@ def main() -> int:
 
     codec_rows: list[list[dict[str, Any]]] = []
     runs: dict[str, dict[str, list[dict[str, Any]]]] = {
-        s.name: {server: [] for server in servers} for s in scenarios
+        s.name: {server: [] for server in servers if s.runs_on(server)} for s in scenarios
     }
     out_of_time = False
     for rep in range(args.reps):
@@ -570,6 +685,8 @@ def main() -> int:
         order = servers[rep % len(servers) :] + servers[: rep % len(servers)] if servers else []
         for scenario in scenarios:
             for server in order:
+                if not scenario.runs_on(server):
+                    continue
                 if time.monotonic() - started > args.budget:
                     out_of_time = True
                     break
@@ -584,7 +701,7 @@ def main() -> int:
                         proc.stop()
                 info.setdefault("loadgen_loop", result.get("loadgen_loop"))
                 runs[scenario.name][server].append(result)
-                log(f"  {scenario.name:9} {LABELS[server]:26} {describe(scenario, result)}")
+                log(f"  {scenario.name:12} {LABELS[server]:26} {describe(scenario, result)}")
     if out_of_time:
         log(f"time budget of {args.budget:.0f}s used up: the results are partial")
 

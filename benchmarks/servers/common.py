@@ -5,13 +5,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import importlib
+import os
 import sys
 from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
-# Run from a checkout without installing: minisio is the package beside benchmarks/.
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+# Run from a checkout without installing: minisio is the package beside benchmarks/, or the
+# one in the checkout MINISIO_SRC names (run.py --baseline: the same server, older code).
+sys.path.insert(0, os.environ.get("MINISIO_SRC") or str(Path(__file__).resolve().parents[2]))
 
 #: The one frame-size limit of every server, minisio's default max_payload.
 MAX_SIZE = 1_000_000

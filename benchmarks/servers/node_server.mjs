@@ -1,5 +1,6 @@
-// The official Node server (socket.io from the root node_modules), WebSocket only,
-// no compression, with the same two events as the Python servers.
+// The official Node server (socket.io from the root node_modules): long-polling and
+// WebSocket (the defaults, as minisio), no compression, the same two events as the
+// Python servers.
 import { createServer } from "node:http";
 import { Server } from "socket.io";
 
@@ -8,7 +9,7 @@ const port = portArg > 0 ? Number(process.argv[portArg + 1]) : 0;
 
 const httpServer = createServer();
 const io = new Server(httpServer, {
-  transports: ["websocket"],
+  transports: ["polling", "websocket"],
   perMessageDeflate: false,
   httpCompression: false,
   maxHttpBufferSize: 1_000_000,

@@ -14,7 +14,7 @@ def main() -> None:
     args = parse_args(__doc__ or "")
     sio = socketio.AsyncServer(
         async_mode="aiohttp",
-        transports=["websocket"],
+        transports=["polling", "websocket"],  # the default, as minisio and Node
         max_http_buffer_size=MAX_SIZE,
         logger=False,
         engineio_logger=False,
