@@ -1,65 +1,80 @@
-"""The room index of one namespace. Pure: no I/O.
+"""The adapter: where a namespace's broadcasts and room operations go.
 
-Rooms exist only on the server; they never appear on the wire. Every socket
-is in the room named by its own id, so "send to one socket" and "send to a
-room" are the same operation (socket.io ``Socket._onconnect`` does the same).
-This class is the seam where a multi-process adapter would plug in later.
+Every route and every room operation of a namespace goes through its
+adapter, as in socket.io-adapter: joining and leaving rooms, a broadcast
+to rooms except others, and the operations on a selection of sockets
+(fetch them, make them join or leave rooms, disconnect them). The
+:class:`Adapter` here is the default: one node and its own sockets, kept
+in a :class:`~minisio.rooms.Rooms` index. A cluster adapter subclasses it:
+it does the same for its local sockets and also tells the other nodes.
+
+A broadcast encodes its packet once and writes the same bytes to every
+recipient's transport, with no ``await`` in between.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Set
+from typing import TYPE_CHECKING
+
+from . import sio
+from .engine import send_many
+from .rooms import Rooms
+
+if TYPE_CHECKING:
+    from .server import Namespace
+    from .socket import Socket
 
 __all__ = ["Adapter"]
 
 
-class Adapter:
-    """Two maps kept in step: room -> socket ids, socket id -> rooms."""
+class Adapter(Rooms):
+    """The in-memory adapter of one namespace: its room index and local delivery.
 
-    __slots__ = ("rooms", "sids")
+    ``rooms`` and ``exclude`` select sockets as everywhere in minisio: the
+    sockets in any of ``rooms`` (every socket when it is empty), minus those
+    in any of ``exclude``. A socket id names a room of one.
+    """
 
-    def __init__(self) -> None:
-        self.rooms: dict[str, set[str]] = {}
-        self.sids: dict[str, set[str]] = {}
+    __slots__ = ("nsp",)
 
-    def join(self, sid: str, rooms: Iterable[str]) -> None:
-        """Put socket ``sid`` in ``rooms``."""
-        mine = self.sids.setdefault(sid, set())
-        for room in rooms:
-            mine.add(room)
-            self.rooms.setdefault(room, set()).add(sid)
+    def __init__(self, nsp: Namespace) -> None:
+        super().__init__()
+        self.nsp = nsp
 
-    def leave(self, sid: str, room: str) -> None:
-        """Take socket ``sid`` out of ``room``; an emptied room is forgotten."""
-        mine = self.sids.get(sid)
-        if mine is not None:
-            mine.discard(room)
-        self._drop(room, sid)
+    def sockets(self, rooms: Set[str], exclude: Set[str]) -> list[Socket]:
+        """The local sockets selected."""
+        local = self.nsp.sockets
+        if not rooms and not exclude:
+            return list(local.values())
+        return [local[sid] for sid in self.select(rooms, exclude) if sid in local]
 
-    def leave_all(self, sid: str) -> None:
-        """Take socket ``sid`` out of every room (it disconnected)."""
-        for room in self.sids.pop(sid, ()):
-            self._drop(room, sid)
+    def broadcast(self, packet: sio.Packet, rooms: Set[str], exclude: Set[str]) -> None:
+        """Send ``packet`` to the sockets selected: encoded once, written to each."""
+        send_many([socket._conn for socket in self.sockets(rooms, exclude)], sio.encode(packet))
 
-    def _drop(self, room: str, sid: str) -> None:
-        members = self.rooms.get(room)
-        if members is not None:
-            members.discard(sid)
-            if not members:
-                del self.rooms[room]  # empty rooms must not accumulate
+    async def fetch_sockets(self, rooms: Set[str], exclude: Set[str]) -> list[Socket]:
+        """The sockets selected (on every node, for a cluster adapter)."""
+        return self.sockets(rooms, exclude)
 
-    def rooms_of(self, sid: str) -> Set[str]:
-        """The rooms socket ``sid`` is in."""
-        return self.sids.get(sid, frozenset())
+    def add_sockets(self, rooms: Set[str], exclude: Set[str], join: Iterable[str]) -> None:
+        """Make the sockets selected join ``join``."""
+        join = list(join)
+        for socket in self.sockets(rooms, exclude):
+            socket.join(*join)
 
-    def select(self, rooms: Set[str], exclude: Set[str]) -> set[str]:
-        """Socket ids in any of ``rooms`` (all when empty), minus ``exclude``'s members."""
-        if rooms:
-            chosen: set[str] = set()
-            for room in rooms:
-                chosen.update(self.rooms.get(room, ()))
-        else:
-            chosen = set(self.sids)
-        for room in exclude:
-            chosen.difference_update(self.rooms.get(room, ()))
-        return chosen
+    def del_sockets(self, rooms: Set[str], exclude: Set[str], leave: Iterable[str]) -> None:
+        """Make the sockets selected leave ``leave``."""
+        leave = list(leave)
+        for socket in self.sockets(rooms, exclude):
+            for room in leave:
+                socket.leave(room)
+
+    def disconnect_sockets(self, rooms: Set[str], exclude: Set[str], close: bool) -> None:
+        """Disconnect the sockets selected (``close``: their connections too)."""
+        for socket in self.sockets(rooms, exclude):
+            socket.disconnect(close)
+
+    async def server_count(self) -> int:
+        """How many nodes share this namespace: one, for the in-memory adapter."""
+        return 1

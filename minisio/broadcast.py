@@ -8,7 +8,8 @@ The four routes of the classroom chat are four uses of one operator::
     io.to(sid).emit(...)         the room named by one socket's id
 
 Each ``to()``/``except_()`` returns a new operator, so nothing has to be
-reset after an emit.
+reset after an emit. What the operator does, it asks of the namespace's
+adapter (:mod:`minisio.adapter`), the one place that knows where sockets are.
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from . import sio
-from .engine import send_many
 
 if TYPE_CHECKING:
     from .server import Namespace
@@ -44,35 +44,28 @@ class BroadcastOperator:
         """Leave out the sockets in these rooms."""
         return BroadcastOperator(self.namespace, self.rooms, self.exclude.union(rooms))
 
-    @property
-    def sockets(self) -> list[Socket]:
-        """The sockets this operator would reach right now."""
-        ns = self.namespace
-        if not self.rooms and not self.exclude:
-            return list(ns.sockets.values())
-        chosen = ns.adapter.select(self.rooms, self.exclude)
-        return [ns.sockets[sid] for sid in chosen if sid in ns.sockets]
-
     def emit(self, event: str, *args: Any) -> None:
         """Send an event to every selected socket; encoded once, written to each."""
         _check_event(event)
-        frames = sio.encode(sio.Packet(sio.PacketType.EVENT, [event, *args], self.namespace.name))
-        send_many([socket._conn for socket in self.sockets], frames)
+        packet = sio.Packet(sio.PacketType.EVENT, [event, *args], self.namespace.name)
+        self.namespace.adapter.broadcast(packet, self.rooms, self.exclude)
 
-    def disconnect(self, close: bool = False) -> None:
-        """Disconnect every selected socket (server-side kick)."""
-        for socket in self.sockets:
-            socket.disconnect(close)
+    async def fetch_sockets(self) -> list[Socket]:
+        """The selected sockets (``fetchSockets()`` in Node)."""
+        return await self.namespace.adapter.fetch_sockets(self.rooms, self.exclude)
 
-    def join(self, *rooms: str) -> None:
-        """Make every selected socket join ``rooms``."""
-        for socket in self.sockets:
-            socket.join(*rooms)
+    def sockets_join(self, *rooms: str) -> None:
+        """Make every selected socket join ``rooms`` (``socketsJoin()``)."""
+        self.namespace.adapter.add_sockets(self.rooms, self.exclude, rooms)
 
-    def leave(self, room: str) -> None:
-        """Make every selected socket leave ``room``."""
-        for socket in self.sockets:
-            socket.leave(room)
+    def sockets_leave(self, *rooms: str) -> None:
+        """Make every selected socket leave ``rooms`` (``socketsLeave()``)."""
+        self.namespace.adapter.del_sockets(self.rooms, self.exclude, rooms)
+
+    def disconnect_sockets(self, close: bool = False) -> None:
+        """Disconnect every selected socket (``disconnectSockets()``; ``close``: the
+        connections too)."""
+        self.namespace.adapter.disconnect_sockets(self.rooms, self.exclude, close)
 
 
 def _check_event(event: str) -> None:

@@ -37,7 +37,7 @@ class Namespace:
         self.server = server
         self.name = name
         self.sockets: dict[str, Socket] = {}  # socket id -> socket
-        self.adapter = Adapter()
+        self.adapter = server._adapter(self)
         self._middlewares: list[Handler] = []
         self._async_middleware = False
         self._connection_handlers: list[Handler] = []
@@ -86,20 +86,36 @@ class Namespace:
         """Send an event to every socket in the namespace."""
         BroadcastOperator(self).emit(event, *args)
 
+    async def fetch_sockets(self) -> list[Socket]:
+        """Every socket of the namespace (on every node, with a cluster adapter)."""
+        return await BroadcastOperator(self).fetch_sockets()
+
+    def sockets_join(self, *rooms: str) -> None:
+        """Make every socket of the namespace join ``rooms``."""
+        BroadcastOperator(self).sockets_join(*rooms)
+
+    def sockets_leave(self, *rooms: str) -> None:
+        """Make every socket of the namespace leave ``rooms``."""
+        BroadcastOperator(self).sockets_leave(*rooms)
+
     def disconnect_sockets(self, close: bool = False) -> None:
         """Disconnect every socket of the namespace (``close=True``: their connections too)."""
-        BroadcastOperator(self).disconnect(close)
+        BroadcastOperator(self).disconnect_sockets(close)
+
+    async def server_count(self) -> int:
+        """How many nodes serve this namespace (1 without a cluster adapter)."""
+        return await self.adapter.server_count()
 
     # -- called by connections --------------------------------------------
     def _add(self, socket: Socket) -> None:
         self.sockets[socket.id] = socket
         rooms = (socket.id, *(socket._early_rooms or ()))
         socket._early_rooms = None
-        self.adapter.join(socket.id, rooms)
+        self.adapter.add_all(socket.id, rooms)
 
     def _remove(self, socket: Socket) -> None:
         self.sockets.pop(socket.id, None)
-        self.adapter.leave_all(socket.id)
+        self.adapter.delete_all(socket.id)
 
     def _on_connection(self, socket: Socket) -> None:
         for handler in self._connection_handlers:
@@ -147,6 +163,7 @@ class Server:
         cors_credentials: bool = False,
         transports: Sequence[str] = _TRANSPORTS,
         allow_upgrades: bool = True,
+        adapter: Callable[[Namespace], Adapter] = Adapter,
         trace: bool = False,
         compression: bool = False,
         # Timeouts, in seconds
@@ -179,6 +196,9 @@ class Server:
             transports: the Engine.IO transports offered, ``"polling"`` and
                 ``"websocket"`` by default; ``["websocket"]`` refuses polling.
             allow_upgrades: let a polling session move to a WebSocket.
+            adapter: makes each namespace's adapter, ``adapter(namespace)``:
+                where its broadcasts and room operations go. The default keeps
+                them on this node.
             trace: log every frame in and out on the ``minisio.trace`` logger.
             compression: permessage-deflate (off, as in the Node server; it
                 costs memory per connection).
@@ -243,6 +263,7 @@ class Server:
         self.max_connections = max_connections
         self.max_buffer = max_buffer
         self.max_pending_handlers = max_pending_handlers
+        self._adapter = adapter
         self._namespaces: dict[str, Namespace] = {}
         self._sessions: dict[str, Session] = {}  # sid -> session
         self._http: set[HttpConnection] = set()  # TCP connections still speaking HTTP
@@ -286,6 +307,26 @@ class Server:
         """Every socket of the main namespace but those in ``rooms``."""
         return self.main.except_(*rooms)
 
+    async def fetch_sockets(self) -> list[Socket]:
+        """Every socket of the main namespace (on every node, with a cluster adapter)."""
+        return await self.main.fetch_sockets()
+
+    def sockets_join(self, *rooms: str) -> None:
+        """Make every socket of the main namespace join ``rooms``."""
+        self.main.sockets_join(*rooms)
+
+    def sockets_leave(self, *rooms: str) -> None:
+        """Make every socket of the main namespace leave ``rooms``."""
+        self.main.sockets_leave(*rooms)
+
+    def disconnect_sockets(self, close: bool = False) -> None:
+        """Disconnect every socket of the main namespace."""
+        self.main.disconnect_sockets(close)
+
+    async def server_count(self) -> int:
+        """How many nodes serve the main namespace (1 without a cluster adapter)."""
+        return await self.main.server_count()
+
     @property
     def sockets(self) -> dict[str, Socket]:
         """Sockets of the main namespace, by id."""
@@ -310,6 +351,9 @@ class Server:
         finally:
             listener.close()
             self.close()
+            for session in list(self._sessions.values()):
+                # A probe kept for its "5" (Session.close): nothing will come of it now.
+                session._drop_probe()
             for conn in list(self._http):
                 conn.shut()
             await wait_closing(self.close_timeout)

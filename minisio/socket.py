@@ -181,7 +181,7 @@ class Socket:
         """The rooms this socket is in, its own id included (not yet in middleware)."""
         if self._early_rooms is not None:
             return frozenset(self._early_rooms)
-        return frozenset(self.namespace.adapter.rooms_of(self.id))
+        return frozenset(self.namespace.adapter.socket_rooms(self.id))
 
     def join(self, *rooms: str) -> None:
         """Join ``rooms``; in middleware, they are joined once the connection is accepted."""
@@ -189,7 +189,7 @@ class Socket:
             if not isinstance(room, str):
                 raise TypeError("room names are str")
         if self.connected:
-            self.namespace.adapter.join(self.id, rooms)
+            self.namespace.adapter.add_all(self.id, rooms)
         elif self._early_rooms is not None:  # in middleware: joined when accepted, as in Node
             self._early_rooms.update(rooms)
 
@@ -197,7 +197,7 @@ class Socket:
         """Leave ``room`` (leaving the room named by the socket's own id is allowed)."""
         if self._early_rooms:
             self._early_rooms.discard(room)
-        self.namespace.adapter.leave(self.id, room)
+        self.namespace.adapter.delete(self.id, room)
 
     # -- disconnecting ---------------------------------------------------
     def disconnect(self, close: bool = False) -> None:

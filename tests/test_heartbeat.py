@@ -287,7 +287,7 @@ async def test_disconnect_a_room_from_the_server() -> None:
         sid_a = await a.join(auth='{"vip":true}')
         sid_b = await b.join(auth='{"vip":true}')
         sid_c = await c.join()
-        io.to("vip").disconnect()
+        io.to("vip").disconnect_sockets()
         await a.expect("41")
         await b.expect("41")
         got = {await reasons.next(), await reasons.next()}

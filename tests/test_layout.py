@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-PURE = ["eio.py", "sio.py", "adapter.py", "http11.py"]
+PURE = ["eio.py", "sio.py", "rooms.py", "http11.py"]
 IO_MODULES = {"asyncio", "websockets", "socket", "selectors", "ssl", "threading"}
 
 

@@ -173,7 +173,7 @@ async def test_a_socket_that_left_is_in_no_room() -> None:
         # C closed its WebSocket: gone from the namespace and from every room.
         await eventually(lambda: sid_c not in io.sockets, timeout=2, interval=0.02)
         assert sid_c not in io.sockets
-        assert io.main.adapter.rooms_of(sid_c) == frozenset()
+        assert io.main.adapter.socket_rooms(sid_c) == frozenset()
         assert io.main.adapter.rooms["blue"] == {sid_a}
         ab = {"A": a, "B": b}
         await _route(b, '42["room","blue",1]', ab, {"A": '42["room",1]'})
