@@ -315,7 +315,7 @@ class Session:
         if isinstance(self.transport, Polling) and not self.closed:
             self.transport.resume()
         if close:
-            ws.end(1000, "")
+            ws.end(*self._close_args)  # (1000, "") unless the session ended meanwhile
 
     # -- heartbeat ("Protocol / Heartbeat"): the server pings, the client pongs.
     def _ping(self) -> None:

@@ -87,6 +87,7 @@ class HttpConnection(asyncio.Protocol):
         self._reading_body = False  # the current request's body is being read
         self._body_done = True  # the current request's body (if any) was read
         self._eof = False  # the client sent all it will send
+        self._last = False  # the server stops: the current answer is the last
 
     # -- asyncio's protocol callbacks ---------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -397,7 +398,7 @@ class HttpConnection(asyncio.Protocol):
             return
         # A body left unread would be taken for the next request: close instead.
         keep = not close and request is not None and request.keep_alive and self._body_done
-        keep = keep and not (self._eof and not self.reader.buffered)
+        keep = keep and not (self._eof and not self.reader.buffered) and not self._last
         out = [*headers, *self.cors]
         if not keep:
             out.append(("Connection", "close"))
@@ -427,6 +428,7 @@ class HttpConnection(asyncio.Protocol):
 
     def shut(self) -> None:
         """The server stops: close this connection once its current answer is out."""
+        self._last = True
         if self.request is None:
             self._close()
 

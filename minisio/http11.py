@@ -109,13 +109,16 @@ class Request:
 class RequestReader:
     """Bytes in (:meth:`feed`), requests out (:meth:`next_head`, then :meth:`read_body`)."""
 
-    __slots__ = ("_buffer", "_chunk_left", "_in_trailers", "max_head")
+    __slots__ = ("_buffer", "_chunk_left", "_in_trailers", "_scanned", "max_head")
 
     def __init__(self, max_head: int = 64 * 1024) -> None:
         self.max_head = max_head
         self._buffer = bytearray()
         self._chunk_left = -1  # bytes left in the current chunk (+2 for its CRLF); -1: a size line
         self._in_trailers = False
+        # Where the search for the end of a head resumes: the bytes before have
+        # been searched already (a head sent a byte at a time costs linear time).
+        self._scanned = 0
 
     def feed(self, data: bytes) -> None:
         """Bytes received from the peer."""
@@ -130,6 +133,7 @@ class RequestReader:
         """Everything received after the last request read (for a WebSocket handoff)."""
         rest = bytes(self._buffer)
         self._buffer.clear()
+        self._scanned = 0
         return rest
 
     def next_head(self) -> Request | None:
@@ -138,14 +142,17 @@ class RequestReader:
         # One blank line before a request line is ignored (RFC 9112 2.2).
         if buffer[:2] == b"\r\n":
             del buffer[:2]
+            self._scanned = max(0, self._scanned - 2)
             if buffer[:2] == b"\r\n":
                 raise HttpError(400, "no request line")
-        end = buffer.find(b"\r\n\r\n", 0, self.max_head + 4)
+        end = buffer.find(b"\r\n\r\n", self._scanned, self.max_head + 4)
         if end < 0:
             if len(buffer) > self.max_head:
                 first = buffer.find(b"\r\n", 0, MAX_LINE + 2)
                 raise HttpError(414 if first < 0 else 431, "request head too large")
+            self._scanned = max(0, len(buffer) - 3)
             return None
+        self._scanned = 0
         head = bytes(buffer[: end + 4])
         del buffer[: end + 4]
         request = _parse_head(head)

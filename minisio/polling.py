@@ -213,7 +213,9 @@ class Polling:
         else:
             return
         session = self.session
-        if session is not None and not session.closed:
+        # (After the upgrade this transport is the session's no more: the
+        # reference has dropped its listeners.)
+        if session is not None and not session.closed and not self.discarded:
             # "poll connection closed prematurely" in the reference server.
             logger.info("closing %s: a polling request was cut", session.sid)
             session.close("transport error")
@@ -235,12 +237,14 @@ class Polling:
         else:
             return
         self.pending = None
-        exchange.answer(body)
+        # Settled before the answer: answering reads the next request pipelined
+        # on that connection at once, maybe a GET of this session.
         if self._close_owed:  # what was queued went first; the close packet waits for a GET
             self._close_owed = False
             self.queue.append(_CLOSE)
         elif self.closing:
             self._gone()
+        exchange.answer(body)
 
     def _gone(self) -> None:
         for handle in (self._flush_handle, self._close_timer):

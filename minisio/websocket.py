@@ -91,6 +91,8 @@ def accept(
     protocol.send_response(response)
     ws.send_data()
     if response.status_code != 101:  # e.g. a bad Sec-WebSocket-Key: websockets said why
+        # It only half-closed: nothing else would ever close the connection.
+        transport.close()
         return None
     if protocol.extensions:
         # Set only then: one more instance attribute can grow every idle
@@ -179,7 +181,15 @@ class WebSocket(Connection):
         """Bytes from the socket; after websockets parsed them, check the close and the buffer."""
         super().data_received(data)
         session = self.session
-        if session is None or session.closed or self.probing:
+        if session is None:
+            return
+        if self.probing:
+            # Pongs pile up on a probe too; cutting it ends the probe alone.
+            if self.transport.get_write_buffer_size() > session.server.max_buffer:
+                logger.warning("%s: probe cut, over the write high-water mark", session.sid)
+                self.transport.abort()
+            return
+        if session.closed:
             return
         if self.protocol.state is OPEN:
             # websockets answers pings itself; a peer that pings and never
