@@ -1,5 +1,6 @@
 # One task runner. `make run` and `make test` work on a fresh machine: they
-# install what they need first (a venv, npm packages, Debian's chromium).
+# install what they need first (a venv, npm packages, and for the tests
+# Debian's chromium and redis-server; `make run` needs neither).
 
 PYTHON ?= python3
 VENV := .venv
@@ -20,7 +21,7 @@ lint: $(VENV)/.installed
 	$(PY) -m ruff format --check minisio tests benchmarks
 	$(PY) -m mypy minisio
 
-deps: $(VENV)/.installed node_modules/.installed /usr/bin/chromium
+deps: $(VENV)/.installed node_modules/.installed /usr/bin/chromium /usr/bin/redis-server
 
 bench: $(VENV)/.installed node_modules/.installed
 	$(PY) -m pip install -q -e '.[speed]'
@@ -36,9 +37,15 @@ node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund
 	touch $@
 
-/usr/bin/chromium:
+# Debian's chromium (browser tests) and redis-server (Redis adapter tests: each
+# starts its own throw-away server on a free port). One grouped rule, so one
+# `apt-get update` for whichever is missing; no system Redis service stays up.
+/usr/bin/chromium /usr/bin/redis-server &:
 	apt-get update -qq
-	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+		$(if $(wildcard /usr/bin/chromium),,chromium) \
+		$(if $(wildcard /usr/bin/redis-server),,redis-server)
+	bash .ci/stop-system-redis
 
 clean:
 	rm -rf $(VENV) node_modules artifacts

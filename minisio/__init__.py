@@ -6,6 +6,7 @@ Engine.IO v4 and Socket.IO v5 over the WebSocket transport, written by hand.
 from .broadcast import BroadcastOperator
 from .errors import (
     AckTimeout,
+    ClusterError,
     ConnectionRefused,
     Disconnected,
     MinisioError,
@@ -17,6 +18,7 @@ from .socket import Handshake, Socket
 __all__ = [
     "AckTimeout",
     "BroadcastOperator",
+    "ClusterError",
     "ConnectionRefused",
     "Disconnected",
     "Handshake",

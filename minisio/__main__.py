@@ -21,6 +21,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from .errors import ClusterError
 from .server import Server
 from .socket import Socket
 
@@ -30,26 +31,30 @@ MAX_TEXT = 2000
 
 
 def create_app(**options: Any) -> Server:
-    """The chat server: the four routes, whispers and join/leave notices."""
-    io = Server(**options)
-    names: dict[str, str] = {}
+    """The chat server: the four routes, whispers and join/leave notices.
 
-    def roster() -> list[dict[str, str]]:
-        return [{"id": sid, "name": name} for sid, name in names.items()]
+    Names live in ``socket.data`` and the roster comes from ``fetch_sockets()``,
+    so several nodes on one Redis (``--redis``) make one chat.
+    """
+    io = Server(**options)
+
+    async def send_roster() -> None:
+        try:
+            sockets = await io.fetch_sockets()
+        except ClusterError as exc:  # a node did not answer: show who did
+            sockets = exc.results
+        io.emit("users", [{"id": s.id, "name": s.data.get("name", "?")} for s in sockets])
 
     @io.on("connection")
-    def joined(socket: Socket) -> None:
+    async def joined(socket: Socket) -> None:
         raw = socket.handshake.auth.get("name")
         name = raw.strip()[:MAX_NAME] if isinstance(raw, str) and raw.strip() else None
         name = name or f"guest-{socket.id[:4]}"
-        names[socket.id] = name
+        socket.data["name"] = name
         logging.getLogger("minisio").info("%s joined as %r", socket.id, name)
-        socket.emit("welcome", {"id": socket.id, "name": name})
-        socket.broadcast.emit("notice", f"{name} joined")
-        io.emit("users", roster())
 
         @socket.on("chat")
-        def chat(message: Any) -> dict[str, Any]:
+        async def chat(message: Any) -> dict[str, Any]:
             if not isinstance(message, dict):
                 return {"ok": False, "error": "a chat message is an object"}
             text, route = message.get("text"), message.get("route", "all")
@@ -64,7 +69,8 @@ def create_app(**options: Any) -> Server:
                 socket.broadcast.emit("chat", out)  # everyone but the sender
             elif route == "whisper":
                 to = message.get("to")
-                if not isinstance(to, str) or to not in names:  # a list would not hash
+                # A socket id names a room of one, on whichever node it lives.
+                if not isinstance(to, str) or not await _exists(io, to):
                     return {"ok": False, "error": "no such user"}
                 out["to"] = to
                 io.to(to).emit("chat", out)  # one socket, by its id
@@ -73,13 +79,23 @@ def create_app(**options: Any) -> Server:
             return {"ok": True}
 
         @socket.on("disconnect")
-        def left(reason: str) -> None:
-            names.pop(socket.id, None)
+        async def left(reason: str) -> None:
             logging.getLogger("minisio").info("%s (%s) left: %s", socket.id, name, reason)
             io.emit("notice", f"{name} left")
-            io.emit("users", roster())
+            await send_roster()
+
+        socket.emit("welcome", {"id": socket.id, "name": name})
+        socket.broadcast.emit("notice", f"{name} joined")
+        await send_roster()
 
     return io
+
+
+async def _exists(io: Server, sid: str) -> bool:
+    try:
+        return bool(await io.in_(sid).fetch_sockets())
+    except ClusterError as exc:
+        return bool(exc.results)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -88,6 +104,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--static", default=str(_REPO_STATIC), help="folder served at /")
     parser.add_argument("--trace", action="store_true", help="log every frame in and out")
+    parser.add_argument(
+        "--redis",
+        metavar="URL",
+        help="join the nodes on this Redis as one chat (needs minisio[redis])",
+    )
     parser.add_argument("--log-level", default="INFO")
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(message)s")
@@ -95,7 +116,12 @@ def main(argv: list[str] | None = None) -> None:
     with contextlib.suppress(ImportError):
         uvloop = importlib.import_module("uvloop")  # the optional "speed" extra
         asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
-    io = create_app(static_dir=args.static, trace=args.trace)
+    options: dict[str, Any] = {"static_dir": args.static, "trace": args.trace}
+    if args.redis:
+        from .redis import redis_adapter  # the optional extra, imported only when asked for
+
+        options["adapter"] = redis_adapter(args.redis)
+    io = create_app(**options)
 
     async def serve() -> None:
         async with io.serve(args.host, args.port) as server:

@@ -15,7 +15,7 @@ recipient's transport, with no ``await`` in between.
 from __future__ import annotations
 
 from collections.abc import Iterable, Set
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from . import sio
 from .engine import send_many
@@ -41,6 +41,12 @@ class Adapter(Rooms):
     def __init__(self, nsp: Namespace) -> None:
         super().__init__()
         self.nsp = nsp
+
+    async def init(self) -> None:
+        """Called when the server starts serving (or the namespace is made while it serves)."""
+
+    async def close(self) -> None:
+        """Called when the server stops."""
 
     def sockets(self, rooms: Set[str], exclude: Set[str]) -> list[Socket]:
         """The local sockets selected."""
@@ -78,3 +84,10 @@ class Adapter(Rooms):
     async def server_count(self) -> int:
         """How many nodes share this namespace: one, for the in-memory adapter."""
         return 1
+
+    def server_side_emit(self, data: list[Any]) -> None:
+        """Send ``[event, *args]`` to the server-side handlers of the other nodes: none here."""
+
+    async def server_side_emit_with_ack(self, data: list[Any]) -> list[Any]:
+        """The same, gathering one answer per other node: none here."""
+        return []

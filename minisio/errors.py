@@ -6,7 +6,8 @@
     ├── ProtocolError        the peer sent something the protocol forbids
     ├── ConnectionRefused    raised by middleware to refuse a namespace connection
     ├── AckTimeout           the peer did not answer an ack in time
-    └── Disconnected         the socket went away while we waited on it
+    ├── Disconnected         the socket went away while we waited on it
+    └── ClusterError         other nodes could not be asked, or did not all answer in time
 
 Mistakes by the caller (a bad argument, an unserializable value) are the
 standard ``TypeError`` and ``ValueError``: they are bugs to fix, not events to
@@ -19,6 +20,7 @@ from typing import Any
 
 __all__ = [
     "AckTimeout",
+    "ClusterError",
     "ConnectionRefused",
     "Disconnected",
     "MinisioError",
@@ -59,3 +61,15 @@ class AckTimeout(MinisioError):
 
 class Disconnected(MinisioError):
     """The socket was disconnected before the awaited answer arrived."""
+
+
+class ClusterError(MinisioError):
+    """A call on every node did not complete: Redis unreachable, or a node silent.
+
+    ``results`` holds what did arrive (for ``fetch_sockets``, the sockets
+    found so far, this node's first).
+    """
+
+    def __init__(self, message: str, results: list[Any]) -> None:
+        super().__init__(message)
+        self.results = results

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, overload
 from urllib.parse import urlsplit
 
 from .adapter import Adapter
-from .broadcast import BroadcastOperator
+from .broadcast import BroadcastOperator, _check_event
 from .engine import Session
 from .handlers import Handler
 from .http import HttpConnection
@@ -41,6 +41,8 @@ class Namespace:
         self._middlewares: list[Handler] = []
         self._async_middleware = False
         self._connection_handlers: list[Handler] = []
+        # Handlers of events other nodes send with server_side_emit().
+        self._server_handlers: dict[str, list[Handler]] = {}
 
     def __repr__(self) -> str:
         return f"<Namespace {self.name}>"
@@ -50,12 +52,21 @@ class Namespace:
     @overload
     def on(self, event: str, handler: F) -> F: ...
     def on(self, event: str, handler: F | None = None) -> Any:
-        """Register a ``connection`` handler: ``fn(socket)``; usable as a decorator."""
-        if event not in ("connection", "connect"):
-            raise ValueError(f"a namespace has no {event!r} event; use socket.on() for events")
+        """Register a handler; usable as a decorator.
+
+        ``connection`` handlers get the new socket: ``fn(socket)``. Any other
+        event is one that other nodes of a cluster send with
+        :meth:`server_side_emit`: the handler gets its arguments, and its
+        return value answers :meth:`server_side_emit_with_ack`. (Events from
+        clients are ``socket.on()``'s.)
+        """
 
         def register(fn: F) -> F:
-            self._connection_handlers.append(_takes_the_socket(fn, "a connection handler"))
+            if event in ("connection", "connect"):
+                self._connection_handlers.append(_takes_the_socket(fn, "a connection handler"))
+            else:
+                _check_event(event)
+                self._server_handlers.setdefault(event, []).append(Handler(fn))
             return fn
 
         return register if handler is None else register(handler)
@@ -106,6 +117,38 @@ class Namespace:
         """How many nodes serve this namespace (1 without a cluster adapter)."""
         return await self.adapter.server_count()
 
+    def server_side_emit(self, event: str, *args: Any) -> None:
+        """Send an event to the handlers (``on(event)``) of this namespace on the other nodes."""
+        _check_event(event)
+        self.adapter.server_side_emit([event, *args])
+
+    async def server_side_emit_with_ack(self, event: str, *args: Any) -> list[Any]:
+        """The same, and wait for each other node's answer: their list, in arrival order.
+
+        Raises :class:`~minisio.ClusterError` when a node does not answer in
+        time (its ``results`` has the answers that came).
+        """
+        _check_event(event)
+        return await self.adapter.server_side_emit_with_ack([event, *args])
+
+    def _on_server_side_emit(
+        self, event: str, args: list[Any], reply: Callable[[Any], None] | None
+    ) -> None:
+        """An event from another node: run its handlers; the first one answers ``reply``."""
+        for handler in self._server_handlers.get(event, ()):
+            fitted = handler.fit(args)
+            if handler.is_async:
+                _spawn(_answer_async(handler, fitted, reply, event))
+            else:
+                try:
+                    result = handler.fn(*fitted)
+                except Exception:
+                    logger.exception("server-side handler for %r failed", event)
+                    result = None
+                if reply is not None:
+                    reply(result)
+            reply = None
+
     # -- called by connections --------------------------------------------
     def _add(self, socket: Socket) -> None:
         self.sockets[socket.id] = socket
@@ -137,6 +180,27 @@ def _takes_the_socket(fn: Callable[..., Any], what: str) -> Handler:
             "(raise minisio.ConnectionRefused instead of calling next(err))"
         )
     return handler
+
+
+_background: set[asyncio.Task[Any]] = set()
+
+
+def _spawn(coro: Any) -> None:
+    task = asyncio.ensure_future(coro)
+    _background.add(task)
+    task.add_done_callback(_background.discard)
+
+
+async def _answer_async(
+    handler: Handler, args: list[Any], reply: Callable[[Any], None] | None, event: str
+) -> None:
+    try:
+        result = await handler.fn(*args)
+    except Exception:
+        logger.exception("server-side handler for %r failed", event)
+        result = None
+    if reply is not None:
+        reply(result)
 
 
 async def _run_connection_handler(handler: Handler, socket: Socket) -> None:
@@ -264,6 +328,7 @@ class Server:
         self.max_buffer = max_buffer
         self.max_pending_handlers = max_pending_handlers
         self._adapter = adapter
+        self._serving = False
         self._namespaces: dict[str, Namespace] = {}
         self._sessions: dict[str, Session] = {}  # sid -> session
         self._http: set[HttpConnection] = set()  # TCP connections still speaking HTTP
@@ -277,6 +342,8 @@ class Server:
         nsp = self._namespaces.get(name)
         if nsp is None:
             nsp = self._namespaces[name] = Namespace(self, name)
+            if self._serving:  # made while serving: its adapter starts now
+                _spawn(nsp.adapter.init())
         return nsp
 
     @overload
@@ -284,7 +351,7 @@ class Server:
     @overload
     def on(self, event: str, handler: F) -> F: ...
     def on(self, event: str, handler: F | None = None) -> Any:
-        """``connection`` handler of the main namespace."""
+        """A handler of the main namespace: ``connection``, or a server-side event."""
         if handler is None:
             return self.main.on(event)
         return self.main.on(event, handler)
@@ -327,6 +394,14 @@ class Server:
         """How many nodes serve the main namespace (1 without a cluster adapter)."""
         return await self.main.server_count()
 
+    def server_side_emit(self, event: str, *args: Any) -> None:
+        """Send an event to the main namespace's ``on(event)`` handlers on the other nodes."""
+        self.main.server_side_emit(event, *args)
+
+    async def server_side_emit_with_ack(self, event: str, *args: Any) -> list[Any]:
+        """The same, gathering each other node's answer."""
+        return await self.main.server_side_emit_with_ack(event, *args)
+
     @property
     def sockets(self) -> dict[str, Socket]:
         """Sockets of the main namespace, by id."""
@@ -345,6 +420,9 @@ class Server:
         bounded by a few seconds.
         """
         loop = asyncio.get_running_loop()
+        self._serving = True
+        for nsp in list(self._namespaces.values()):
+            await nsp.adapter.init()
         listener = await loop.create_server(lambda: HttpConnection(self), host, port)
         try:
             yield listener
@@ -357,6 +435,9 @@ class Server:
             for conn in list(self._http):
                 conn.shut()
             await wait_closing(self.close_timeout)
+            self._serving = False
+            for nsp in list(self._namespaces.values()):
+                await nsp.adapter.close()
 
     def close(self) -> None:
         """Disconnect every session ("server shutting down")."""
