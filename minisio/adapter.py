@@ -14,7 +14,7 @@ recipient's transport, with no ``await`` in between.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Set
+from collections.abc import Callable, Iterable, Set
 from typing import TYPE_CHECKING, Any
 
 from . import sio
@@ -58,6 +58,39 @@ class Adapter(Rooms):
     def broadcast(self, packet: sio.Packet, rooms: Set[str], exclude: Set[str]) -> None:
         """Send ``packet`` to the sockets selected: encoded once, written to each."""
         send_many([socket._conn for socket in self.sockets(rooms, exclude)], sio.encode(packet))
+
+    def broadcast_with_ack(
+        self,
+        packet: sio.Packet,
+        rooms: Set[str],
+        exclude: Set[str],
+        timeout: float,
+        on_count: Callable[[int], None],
+        on_ack: Callable[[Any], None],
+    ) -> Callable[[], None]:
+        """Broadcast ``packet`` asking each socket for an ack, under one ack id.
+
+        ``on_count`` gets the number of sockets reached (once per node),
+        ``on_ack`` each socket's answer (its first argument). Returns what
+        forgets the acks still awaited, for when the caller stops waiting.
+        """
+        packet.id = self.nsp._next_ack_id()
+        ack_id = packet.id
+        sockets = self.sockets(rooms, exclude)
+
+        def answered(args: list[Any]) -> None:
+            on_ack(args[0] if args else None)
+
+        for socket in sockets:
+            socket._expect_ack(ack_id, answered)
+        send_many([socket._conn for socket in sockets], sio.encode(packet))
+        on_count(len(sockets))
+
+        def cleanup() -> None:
+            for socket in sockets:
+                socket._forget_ack(ack_id)
+
+        return cleanup
 
     async def fetch_sockets(self, rooms: Set[str], exclude: Set[str]) -> list[Socket]:
         """The sockets selected (on every node, for a cluster adapter)."""

@@ -56,7 +56,14 @@ class ConnectionRefused(MinisioError):
 
 
 class AckTimeout(MinisioError):
-    """The peer did not acknowledge an event within the timeout."""
+    """The peer did not acknowledge an event within the timeout.
+
+    For a broadcast with acks, ``results`` holds the answers that came.
+    """
+
+    def __init__(self, message: str, results: list[Any] | None = None) -> None:
+        super().__init__(message)
+        self.results = results if results is not None else []
 
 
 class Disconnected(MinisioError):

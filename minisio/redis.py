@@ -58,6 +58,7 @@ logger = logging.getLogger("minisio.redis")
 # RequestType of @socket.io/redis-adapter (lib/index.ts).
 _SOCKETS, _ALL_ROOMS, _REMOTE_JOIN, _REMOTE_LEAVE, _REMOTE_DISCONNECT = 0, 1, 2, 3, 4
 _REMOTE_FETCH, _SERVER_SIDE_EMIT = 5, 6
+_BROADCAST, _BROADCAST_CLIENT_COUNT, _BROADCAST_ACK = 7, 8, 9
 _UID_CHARS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
 # Messages waiting to be published while Redis is slow or down; past this they are dropped.
 _MAX_OUTBOX = 10_000
@@ -320,6 +321,7 @@ class RedisAdapter(Adapter):
     """The adapter of one namespace on a node of a Redis cluster."""
 
     __slots__ = (
+        "ack_requests",
         "channel",
         "link",
         "request_channel",
@@ -341,6 +343,8 @@ class RedisAdapter(Adapter):
         specific = f"{self.response_channel}{self.uid}#"
         self.request_channels = (self.request_channel, self.response_channel, specific)
         self.requests: dict[str, _Pending] = {}
+        # Broadcasts with acks sent from here: request id -> (on_count, on_ack).
+        self.ack_requests: dict[str, tuple[Callable[[int], None], Callable[[Any], None]]] = {}
 
     async def init(self) -> None:
         await self.link.start(self)
@@ -386,6 +390,63 @@ class RedisAdapter(Adapter):
         exclude = _rooms(opts.get("except", []))
         local = sio.Packet(sio.PacketType.EVENT, args, self.nsp.name)
         super().broadcast(local, rooms, exclude)
+
+    def broadcast_with_ack(
+        self,
+        packet: sio.Packet,
+        rooms: Set[str],
+        exclude: Set[str],
+        timeout: float,
+        on_count: Callable[[int], None],
+        on_ack: Callable[[Any], None],
+    ) -> Callable[[], None]:
+        """Ask every node to broadcast and count; their counts and acks come back here."""
+        request_id = uid6()
+        wire = {"type": 2, "data": packet.data, "nsp": self.nsp.name}
+        opts = {**_opts(rooms, exclude), "flags": {"timeout": round(timeout * 1000)}}
+        request = {"uid": self.uid, "requestId": request_id, "type": _BROADCAST}
+        self.link.publish(self.request_channel, _pack({**request, "packet": wire, "opts": opts}))
+        self.ack_requests[request_id] = (on_count, on_ack)
+        local_cleanup = super().broadcast_with_ack(
+            packet, rooms, exclude, timeout, on_count, on_ack
+        )
+
+        def cleanup() -> None:
+            self.ack_requests.pop(request_id, None)
+            local_cleanup()
+
+        return cleanup
+
+    def _on_broadcast_request(self, request: dict[str, Any]) -> None:
+        """Another node's broadcast with acks: deliver here, answer the count and each ack."""
+        request_id = request.get("requestId")
+        packet, opts = request.get("packet"), request.get("opts")
+        if not isinstance(request_id, str) or not isinstance(packet, dict):
+            return self.link.bad(self.request_channel, "a broadcast request without a packet")
+        if not isinstance(opts, dict):
+            return self.link.bad(self.request_channel, "a broadcast request without opts")
+        args = packet.get("data")
+        if not isinstance(args, list) or not args or not isinstance(args[0], str):
+            return self.link.bad(self.request_channel, "a broadcast request without an event")
+        flags = opts.get("flags") if isinstance(opts.get("flags"), dict) else {}
+        assert isinstance(flags, dict)
+        wait = flags.get("timeout")
+        seconds = wait / 1000 if isinstance(wait, int | float) and wait > 0 else None
+        seconds = seconds or self.link.requests_timeout
+
+        def on_count(clients: int) -> None:
+            count = {"type": _BROADCAST_CLIENT_COUNT, "requestId": request_id}
+            self._respond({**count, "clientCount": clients})
+
+        def on_ack(value: Any) -> None:
+            answer = {"type": _BROADCAST_ACK, "requestId": request_id, "packet": value}
+            self.link.publish(self.response_channel, _pack(answer))
+
+        local = sio.Packet(sio.PacketType.EVENT, args, self.nsp.name)
+        rooms = _rooms(opts.get("rooms", []))
+        exclude = _rooms(opts.get("except", []))
+        cleanup = Adapter.broadcast_with_ack(self, local, rooms, exclude, seconds, on_count, on_ack)
+        asyncio.get_running_loop().call_later(seconds, cleanup)
 
     # -- operations on sockets of every node ---------------------------------------
     def add_sockets(self, rooms: Set[str], exclude: Set[str], join: Iterable[str]) -> None:
@@ -491,7 +552,9 @@ class RedisAdapter(Adapter):
                 self._respond({"requestId": request.get("requestId"), "rooms": list(self.rooms)})
         elif kind == _SERVER_SIDE_EMIT and not mine:
             self._on_server_side_emit(request)
-        # SOCKETS (0) is no longer sent by 8.x; BROADCAST (7) with acks is not served yet.
+        elif kind == _BROADCAST and request.get("requestId") not in self.ack_requests:
+            self._on_broadcast_request(request)
+        # SOCKETS (0) is no longer sent by 8.x.
 
     def _on_server_side_emit(self, request: dict[str, Any]) -> None:
         data = request.get("data")
@@ -516,6 +579,15 @@ class RedisAdapter(Adapter):
         self.link.publish(self.response_channel, body)
 
     def _on_response(self, response: dict[str, Any]) -> None:
+        callbacks = self.ack_requests.get(response.get("requestId"))  # type: ignore[arg-type]
+        if callbacks is not None:
+            on_count, on_ack = callbacks
+            kind = response.get("type")
+            if kind == _BROADCAST_CLIENT_COUNT and isinstance(response.get("clientCount"), int):
+                on_count(response["clientCount"])
+            elif kind == _BROADCAST_ACK:
+                on_ack(response.get("packet"))
+            return
         pending = self.requests.get(response.get("requestId"))  # type: ignore[arg-type]
         if pending is None:
             return  # another node's request, or one that timed out

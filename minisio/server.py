@@ -43,6 +43,9 @@ class Namespace:
         self._connection_handlers: list[Handler] = []
         # Handlers of events other nodes send with server_side_emit().
         self._server_handlers: dict[str, list[Handler]] = {}
+        # Ack ids are the namespace's, as in Node: one id serves every
+        # recipient of a broadcast with acks.
+        self._ack_ids = 0
 
     def __repr__(self) -> str:
         return f"<Namespace {self.name}>"
@@ -148,6 +151,15 @@ class Namespace:
                 if reply is not None:
                     reply(result)
             reply = None
+
+    def timeout(self, seconds: float) -> BroadcastOperator:
+        """Every socket of the namespace, for an ``emit_with_ack`` that waits ``seconds``."""
+        return BroadcastOperator(self).timeout(seconds)
+
+    def _next_ack_id(self) -> int:
+        ack_id = self._ack_ids
+        self._ack_ids += 1
+        return ack_id
 
     # -- called by connections --------------------------------------------
     def _add(self, socket: Socket) -> None:
@@ -373,6 +385,10 @@ class Server:
     def except_(self, *rooms: str) -> BroadcastOperator:
         """Every socket of the main namespace but those in ``rooms``."""
         return self.main.except_(*rooms)
+
+    def timeout(self, seconds: float) -> BroadcastOperator:
+        """Every socket of the main namespace, for an ``emit_with_ack`` that waits ``seconds``."""
+        return self.main.timeout(seconds)
 
     async def fetch_sockets(self) -> list[Socket]:
         """Every socket of the main namespace (on every node, with a cluster adapter)."""

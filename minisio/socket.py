@@ -58,7 +58,6 @@ class Socket:
         "_early_rooms",
         "_handlers",
         "_handshake",
-        "_next_ack",
         "connected",
         "id",
         "namespace",
@@ -76,8 +75,9 @@ class Socket:
         # Rooms joined by middleware, before the socket is in the adapter; None once accepted.
         self._early_rooms: set[str] | None = set()
         self._handlers: dict[str, tuple[Handler, ...]] = {}
-        self._acks: dict[int, asyncio.Future[Any]] | None = None
-        self._next_ack = 0
+        # Ack id -> what waits for the answer: a future (emit_with_ack) or a
+        # callback (a broadcast with acks, whose one id all recipients share).
+        self._acks: dict[int, asyncio.Future[Any] | Callable[[list[Any]], None]] | None = None
 
     def __repr__(self) -> str:
         return f"<Socket {self.id} {self.namespace.name}>"
@@ -144,8 +144,7 @@ class Socket:
         _check_event(event)
         if not self.connected:
             raise Disconnected("socket is disconnected")
-        ack_id = self._next_ack
-        self._next_ack += 1
+        ack_id = self.namespace._next_ack_id()
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         if self._acks is None:
             self._acks = {}
@@ -265,9 +264,22 @@ class Socket:
         self._conn.send(frames)
 
     def _on_ack(self, ack_id: int, data: list[Any]) -> None:
-        future = self._acks.pop(ack_id, None) if self._acks is not None else None
-        if future is not None and not future.done():
-            future.set_result(ack_result(data))
+        waiting = self._acks.pop(ack_id, None) if self._acks is not None else None
+        if isinstance(waiting, asyncio.Future):
+            if not waiting.done():
+                waiting.set_result(ack_result(data))
+        elif waiting is not None:
+            waiting(data)
+
+    def _expect_ack(self, ack_id: int, callback: Callable[[list[Any]], None]) -> None:
+        """Call ``callback`` with the arguments of this socket's ack ``ack_id`` (a broadcast's)."""
+        if self._acks is None:
+            self._acks = {}
+        self._acks[ack_id] = callback
+
+    def _forget_ack(self, ack_id: int) -> None:
+        if self._acks is not None:
+            self._acks.pop(ack_id, None)
 
     def _call(self, event: str, *args: Any) -> None:
         """Run the lifecycle handlers ("disconnect", "disconnecting")."""
@@ -281,9 +293,9 @@ class Socket:
         self.connected = False
         self.namespace._remove(self)
         acks, self._acks = self._acks, None
-        for future in (acks or {}).values():
-            if not future.done():
-                future.set_exception(Disconnected(reason))
+        for waiting in (acks or {}).values():
+            if isinstance(waiting, asyncio.Future) and not waiting.done():
+                waiting.set_exception(Disconnected(reason))
         self._call("disconnect", reason)
         # Handlers usually close over their socket: drop them, so that the
         # socket and what it holds (auth, data) go now, not at the next

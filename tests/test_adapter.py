@@ -10,10 +10,17 @@ packets) rather than the adapter's tables alone.
 
 from __future__ import annotations
 
+import asyncio
+import re
+from typing import Any
+
+import orjson
+import pytest
+
 import minisio
 from minisio.adapter import Adapter
 
-from .conftest import eventually, joined_clients, running
+from .conftest import UNIT, eventually, joined_clients, running
 
 
 def _server() -> minisio.Server:
@@ -95,3 +102,38 @@ async def test_every_namespace_gets_its_adapter_from_the_factory() -> None:
     io.of("/admin")
     assert made == ["/", "/admin"]
     assert isinstance(io.of("/admin").adapter, Counting)
+
+
+async def test_a_broadcast_with_acks_gathers_one_answer_per_socket() -> None:
+    io = _server()
+    async with running(io) as address, joined_clients(address, 3) as pairs:
+        (a, sid_a), (b, _), (c, _) = pairs
+        io.sockets[sid_a].join("red")
+
+        async def answer(client: Any, value: str) -> str:
+            frame = await client.recv()
+            match = re.fullmatch(r'42(\d+)\["vote","yes\?"\]', frame)
+            assert match, frame
+            await client.send(f"43{match.group(1)}[{orjson.dumps(value).decode()}]")
+            return match.group(1)
+
+        asking = asyncio.ensure_future(io.timeout(2 * UNIT).emit_with_ack("vote", "yes?"))
+        ids = {await answer(a, "A"), await answer(b, "B"), await answer(c, "C")}
+        assert len(ids) == 1  # one ack id for every recipient: encoded once
+        assert sorted(await asking) == ["A", "B", "C"]
+        # Only the room, and a socket that never answers.
+        asking = asyncio.ensure_future(
+            io.to("red").timeout(0.3 * UNIT).emit_with_ack("vote", "yes?")
+        )
+        await answer(a, "A again")
+        assert await asking == ["A again"]
+        asking = asyncio.ensure_future(io.timeout(0.3 * UNIT).emit_with_ack("vote", "yes?"))
+        await answer(a, "only A")
+        await b.recv()
+        await c.recv()  # B and C stay silent
+        with pytest.raises(minisio.AckTimeout) as caught:
+            await asking
+        assert caught.value.results == ["only A"]
+        assert await io.to("nobody").timeout(1).emit_with_ack("vote") == []
+        with pytest.raises(TypeError):
+            await io.to("red").emit_with_ack("vote")  # no timeout set

@@ -10,6 +10,7 @@ the format of ``@socket.io/redis-adapter`` by reading the channel.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
@@ -314,3 +315,31 @@ async def test_the_demo_chat_is_one_chat_over_two_nodes(redis_url: str) -> None:
         await ada.send("421" + orjson.dumps(["chat", whisper]).decode())
         await until(bob, lambda f: f.startswith('42["chat",{"from"') and '"hi Bob"' in f)
         await until(ada, lambda f: f == '431[{"ok":true}]')
+
+
+async def test_a_broadcast_with_acks_gathers_answers_from_every_node(redis_url: str) -> None:
+    async with (
+        nodes(redis_url, "a", "b", "c") as ((a, addr_a), (_, addr_b), (_, addr_c)),
+        raw_client(addr_a) as ca,
+        raw_client(addr_b) as cb,
+        raw_client(addr_c) as cc,
+    ):
+        for client in (ca, cb, cc):
+            await client.join()
+
+        async def answer(client: Any, value: str) -> None:
+            match = await client.expect_match(r'42(\d+)\["poll"\]')
+            await client.send(f"43{match.group(1)}" + orjson.dumps([value]).decode())
+
+        asking = asyncio.ensure_future(a.timeout(2 * UNIT).emit_with_ack("poll"))
+        for client, value in ((ca, "a"), (cb, "b"), (cc, "c")):
+            await answer(client, value)
+        assert sorted(await asking) == ["a", "b", "c"]
+        # One client on node c stays silent: a timeout with what came.
+        asking = asyncio.ensure_future(a.timeout(0.5 * UNIT).emit_with_ack("poll"))
+        await answer(ca, "a")
+        await answer(cb, "b")
+        await cc.recv()
+        with pytest.raises(minisio.AckTimeout) as caught:
+            await asking
+        assert sorted(caught.value.results) == ["a", "b"]
