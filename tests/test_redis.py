@@ -343,3 +343,23 @@ async def test_a_broadcast_with_acks_gathers_answers_from_every_node(redis_url: 
         with pytest.raises(minisio.AckTimeout) as caught:
             await asking
         assert sorted(caught.value.results) == ["a", "b"]
+
+
+async def test_a_node_whose_redis_is_unreachable_serves_locally(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from .conftest import free_port
+
+    caplog.set_level(logging.WARNING, "minisio.redis")
+    url = f"redis://127.0.0.1:{free_port()}"  # nothing listens there
+    io = make_node(url, "alone")
+    async with running(io) as address, raw_client(address) as client:
+        sid = await client.join()
+        io.emit("local", 1)
+        await client.expect('42["local",1]')
+        io.to(sid).emit("still", 2)
+        await client.expect('42["still",2]')
+        with pytest.raises(minisio.ClusterError):
+            await io.fetch_sockets()
+    assert any("not reachable" in r.message for r in caplog.records)
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
