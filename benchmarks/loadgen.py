@@ -13,7 +13,9 @@ Scenarios (one per run, the result printed as one JSON line on stdout):
 ``fan``     N receivers and one sender; the sender emits ``fan`` events, the
             server sends each to every socket (the sender's own copy is
             dropped). A window of W events is kept in flight. Deliveries/s and
-            send-to-receive latency.
+            send-to-receive latency. With ``--port-b`` there are two nodes of a
+            cluster (through Redis): the sender on the first, the receivers
+            half on each; the latency is also given per node (``a_``, ``b_``).
 ``idle``    N clients connect and stay idle. Connect time, and the server's
             RSS growth per connection.
 ``poll-echo`` as ``echo``, on HTTP long-polling only: each client keeps a
@@ -24,8 +26,9 @@ Scenarios (one per run, the result printed as one JSON line on stdout):
             to an upgraded WebSocket (``sid``, ``2probe``/``3probe``, the held
             GET released by ``6``, ``5`` sent). Median and p99 time.
 
-CPU use of this process and of the server (``--server-pid``) over the
-measured window is read from ``getrusage`` and ``/proc/<pid>/stat``.
+CPU use of this process and of the server (``--server-pid``; with two nodes
+also ``--server-pid-b``, and ``--redis-pid``) over the measured window is read
+from ``getrusage`` and ``/proc/<pid>/stat``.
 """
 
 from __future__ import annotations
@@ -471,13 +474,17 @@ class Window:
     well above (server + load generator) / cores, something else was running.
     """
 
-    def __init__(self, server_pid: int | None) -> None:
+    def __init__(self, server_pid: int | None, extra: dict[str, int] | None = None) -> None:
         self.server_pid = server_pid
+        #: Other processes of the set-up, by name (a second node, Redis): their CPU is
+        #: reported as ``<name>_cpu``, not counted as others'.
+        self.extra = {name: pid for name, pid in (extra or {}).items() if pid}
 
     def start(self) -> None:
         self.t = time.perf_counter()
         self.cpu = self_cpu()
         self.server_cpu = proc_cpu(self.server_pid) if self.server_pid else 0.0
+        self.extra_cpu = {name: proc_cpu(pid) for name, pid in self.extra.items()}
         self.cores = cores_busy()
 
     def stop(self) -> dict[str, float]:
@@ -485,21 +492,23 @@ class Window:
         result = {"seconds": wall, "loadgen_cpu": (self_cpu() - self.cpu) / wall}
         if self.server_pid:
             result["server_cpu"] = (proc_cpu(self.server_pid) - self.server_cpu) / wall
+        ours = result["loadgen_cpu"] + result.get("server_cpu", 0)
+        for name, pid in self.extra.items():
+            result[f"{name}_cpu"] = (proc_cpu(pid) - self.extra_cpu[name]) / wall
+            ours += result[f"{name}_cpu"]
         cores = cores_busy()
         busy = sum(cores[c][0] - self.cores[c][0] for c in cores)
         total = sum(cores[c][1] - self.cores[c][1] for c in cores)
         # Everyone's CPU but ours, in cores: the noise from other work on the machine.
-        result["others_cpu"] = max(
-            0.0,
-            busy / max(total, 1) * len(cores) - result["loadgen_cpu"] - result.get("server_cpu", 0),
-        )
+        result["others_cpu"] = max(0.0, busy / max(total, 1) * len(cores) - ours)
         return result
 
 
 async def measure(args: argparse.Namespace, state: dict[str, Any]) -> dict[str, Any]:
     """Warm up, then count for ``args.duration`` seconds with CPU accounting."""
     await asyncio.sleep(args.warmup)
-    window = Window(args.server_pid)
+    extra = {"server_b": args.server_pid_b, "redis": args.redis_pid}
+    window = Window(args.server_pid, extra)
     state["measuring"] = True
     window.start()
     await asyncio.sleep(args.duration)
@@ -551,6 +560,8 @@ async def fan(args: argparse.Namespace) -> dict[str, Any]:
     sent: dict[int, int] = {}
     left: dict[int, int] = {}
     latencies: list[int] = []
+    two = args.port_b is not None  # two nodes: the receivers half on each
+    by_node: dict[int, list[int]] = {args.port: [], args.port_b or 0: []}
     state = {"measuring": False, "count": 0, "running": True, "next": 0}
     sender: Client | None = None
     stalled = asyncio.Event()
@@ -569,6 +580,8 @@ async def fan(args: argparse.Namespace) -> dict[str, Any]:
         k = int(payload[9 : payload.index(b",", 9)])
         if state["measuring"]:
             latencies.append(t - sent[k])
+            if two:
+                by_node[client.port].append(t - sent[k])
             state["count"] += 1
         remaining = left[k] - 1
         if remaining:
@@ -580,7 +593,12 @@ async def fan(args: argparse.Namespace) -> dict[str, Any]:
         elif not left:
             stalled.set()
 
-    receivers, _ = await connect_many(args.host, args.port, n, on_event)
+    if two:
+        on_a, _ = await connect_many(args.host, args.port, n - n // 2, on_event)
+        on_b, _ = await connect_many(args.host, args.port_b, n // 2, on_event)
+        receivers = on_a + on_b
+    else:
+        receivers, _ = await connect_many(args.host, args.port, n, on_event)
     senders, _ = await connect_many(args.host, args.port, 1, _ignore)
     sender = senders[0]
     for _ in range(args.window):
@@ -589,6 +607,10 @@ async def fan(args: argparse.Namespace) -> dict[str, Any]:
     result["deliveries_per_s"] = state["count"] / result["seconds"]
     result["events_per_s"] = result["deliveries_per_s"] / n
     result.update(percentiles(latencies))
+    if two:
+        result.update({"a_" + k: v for k, v in percentiles(by_node[args.port]).items()})
+        result.update({"b_" + k: v for k, v in percentiles(by_node[args.port_b]).items()})
+        result["a_receivers"], result["b_receivers"] = n - n // 2, n // 2
     with contextlib.suppress(TimeoutError):
         async with asyncio.timeout(2):
             await stalled.wait()
@@ -728,6 +750,9 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=2.0)
     parser.add_argument("--settle", type=float, default=1.0, help="idle: wait before RSS")
     parser.add_argument("--server-pid", type=int)
+    parser.add_argument("--port-b", type=int, help="fan: a second node (half the receivers)")
+    parser.add_argument("--server-pid-b", type=int, help="the second node's pid (its CPU)")
+    parser.add_argument("--redis-pid", type=int, help="Redis's pid (its CPU)")
     parser.add_argument("--timeout", type=float, default=60.0)
     parser.add_argument("--loop", choices=("auto", "asyncio", "uvloop"), default="auto")
     args = parser.parse_args()

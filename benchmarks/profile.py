@@ -7,6 +7,10 @@ starts a fresh minisio server, drives it with the load generator, samples the
 server with ``py-spy record --format raw`` and prints the functions with the
 most samples, by own time and including callees. The raw (collapsed) stacks
 are kept in ``benchmarks/results/profile-<scenario>.txt`` for flame graphs.
+A two-node scenario (``redis-fan-1000``) starts a fresh Redis and two minisio
+nodes on it, as run.py does, and samples both nodes at once: node A (the
+sender's, and half the receivers) in ``profile-<scenario>-a.txt``, node B
+(receiving through Redis) in ``-b.txt``.
 """
 
 from __future__ import annotations
@@ -63,6 +67,64 @@ def _short(frame: str) -> str:
     return f"{name} ({'/'.join(parts[-2:])})"
 
 
+def record(spy: str, args: argparse.Namespace, pid: int, out: Path) -> list[str]:
+    cmd = [spy, "record", "--format", "raw", "--rate", "250", "--nonblocking"]
+    cmd += ["-d", str(int(args.seconds)), "-o", str(out), "-p", str(pid)]
+    if args.native:
+        cmd.append("--native")
+    return cmd
+
+
+def two_nodes(
+    spy: str,
+    scenario: bench.Scenario,
+    args: argparse.Namespace,
+    load_args: argparse.Namespace,
+    server_cores: set[int] | None,
+    loadgen_cores: set[int] | None,
+) -> None:
+    """A redis-fan scenario: Redis, nodes A and B as in run.py, both sampled at once."""
+    redis = bench.RedisProcess(loadgen_cores)
+    nodes: list[bench.ServerProcess] = []
+    outs = {n: bench.RESULTS / f"profile-{scenario.name}-{n}.txt" for n in ("a", "b")}
+    try:
+        for n in outs:
+            nodes.append(
+                bench.ServerProcess("minisio", load_args, server_cores, redis.url, f"-{n}")
+            )
+        redis.wait_subscribed(2)
+        a, b = nodes
+        result: dict[str, object] = {}
+        driver = threading.Thread(
+            target=lambda: result.update(
+                bench.loadgen(
+                    scenario, a.port, a.pid, load_args, loadgen_cores, (b.port, b.pid), redis.pid
+                )
+            )
+        )
+        driver.start()
+        spies = [
+            subprocess.Popen(
+                record(spy, args, node.pid, out),
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            for node, out in zip(nodes, outs.values(), strict=True)
+        ]
+        for proc in spies:
+            proc.wait(args.seconds + 60)
+        driver.join()
+    finally:
+        for node in nodes:
+            node.stop()
+        redis.stop()
+    print(f"## minisio under {scenario.name}: {bench.describe(scenario, result)}\n")
+    for n, out in outs.items():
+        print(f"### node {n.upper()}\n")
+        print(summarize(out, args.top))
+        print()
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--scenarios", default="echo-50,fan-1000")
@@ -82,6 +144,9 @@ def main() -> int:
     bench.RESULTS.mkdir(parents=True, exist_ok=True)
     for name in args.scenarios.split(","):
         scenario = bench.SCENARIOS[name]
+        if scenario.redis:
+            two_nodes(spy, scenario, args, load_args, server_cores, loadgen_cores)
+            continue
         out = bench.RESULTS / f"profile-{name}.txt"
         server = bench.ServerProcess("minisio", load_args, server_cores)
         result: dict[str, object] = {}
@@ -92,11 +157,12 @@ def main() -> int:
         )
         driver.start()
         try:
-            cmd = [spy, "record", "--format", "raw", "--rate", "250", "--nonblocking"]
-            cmd += ["-d", str(int(args.seconds)), "-o", str(out), "-p", str(server.pid)]
-            if args.native:
-                cmd.append("--native")
-            subprocess.run(cmd, check=True, timeout=args.seconds + 60, capture_output=True)
+            subprocess.run(
+                record(spy, args, server.pid, out),
+                check=True,
+                timeout=args.seconds + 60,
+                capture_output=True,
+            )
         finally:
             driver.join()
             server.stop()

@@ -5,7 +5,9 @@ to stderr, the markdown tables to stdout, everything measured to
 ``benchmarks/results/latest.json``.
 
 Every end-to-end measurement starts a fresh server process, pinned to one
-core, and a load generator process (``loadgen.py``) pinned to another. The
+core, and a load generator process (``loadgen.py``) pinned to another (the
+two-node ``redis-fan`` scenarios: a fresh Redis and two server processes, both
+servers on the first core, Redis and the load generator on the other). The
 servers are run in a rotating order inside each repetition; the ratios
 (minisio / other) are taken within one repetition and their median reported.
 """
@@ -22,6 +24,7 @@ import resource
 import select
 import shutil
 import signal
+import socket
 import statistics
 import subprocess
 import sys
@@ -55,6 +58,9 @@ LABELS = {
 #: The servers that speak HTTP long-polling (the raw websockets server does not); a
 #: --baseline checkout joins them when it has minisio/polling.py.
 POLLING_SERVERS = {"minisio", "psio", "node"}
+#: The servers with a Redis adapter (two nodes of a cluster in the redis-fan scenarios); a
+#: --baseline checkout joins them when it has minisio/redis.py.
+REDIS_SERVERS = {"minisio", "node"}
 
 
 # -- scenarios ------------------------------------------------------------------
@@ -71,8 +77,12 @@ class Scenario:
         self.polling = kind in ("poll-echo", "upgrade")
         #: A time: the ratio shown is other / minisio, so that above 1x is minisio ahead.
         self.lower_is_better = kind == "upgrade"
+        #: Two nodes of a cluster through a fresh Redis (only REDIS_SERVERS take part).
+        self.redis = kind == "redis-fan"
 
     def runs_on(self, server: str) -> bool:
+        if self.redis:
+            return server in REDIS_SERVERS
         return not self.polling or server in POLLING_SERVERS
 
 
@@ -83,6 +93,7 @@ SCENARIOS = {
         Scenario("echo-50", "echo", 50, "messages_per_s", "msg/s"),
         Scenario("fan-100", "fan", 100, "deliveries_per_s", "deliveries/s"),
         Scenario("fan-1000", "fan", 1000, "deliveries_per_s", "deliveries/s"),
+        Scenario("redis-fan-1000", "redis-fan", 1000, "deliveries_per_s", "deliveries/s"),
         Scenario("idle-2000", "idle", 2000, "rss_per_conn_kb", "KB/conn"),
         Scenario("poll-echo-1", "poll-echo", 1, "messages_per_s", "round trips/s"),
         Scenario("poll-echo-50", "poll-echo", 50, "messages_per_s", "round trips/s"),
@@ -96,6 +107,13 @@ TARGETS: list[tuple[str, str, str, str | None, float]] = [
     ("echo 50 clients: minisio >= 4x python-socketio", "echo-50", "messages_per_s", "psio", 4.0),
     ("fan-out 1000: minisio >= 0.95x raw", "fan-1000", "deliveries_per_s", "raw", 0.95),
     ("fan-out 1000: minisio >= 1.0x Node", "fan-1000", "deliveries_per_s", "node", 1.0),
+    (
+        "redis-fan-1000: minisio >= 1.0x Node pair",
+        "redis-fan-1000",
+        "deliveries_per_s",
+        "node",
+        1.0,
+    ),
     ("RSS per idle connection <= 16 KB", "idle-2000", "rss_per_conn_kb", None, 16.0),
     (
         "polling echo 50 clients: minisio >= 1.0x Node",
@@ -151,6 +169,16 @@ def ensure_python_socketio(install: bool) -> str | None:
     return None if not missing() else f"still missing after pip install: {missing()}"
 
 
+def redis_reason() -> str | None:
+    """None when the two-node scenarios can run: redis-server, and redis-py for minisio."""
+    if shutil.which("redis-server") is None:
+        return "redis-server is not on PATH"
+    missing = [m for m in ("redis", "msgpack") if importlib.util.find_spec(m) is None]
+    if missing:
+        return f"{', '.join(missing)} not installed (pip install -e '.[redis]')"
+    return None
+
+
 def node_reason() -> str | None:
     if shutil.which("node") is None:
         return "node is not on PATH"
@@ -178,14 +206,16 @@ def machine() -> dict[str, Any]:
         info["node"] = subprocess.run(
             ["node", "--version"], capture_output=True, text=True, timeout=10
         ).stdout.strip()
-    for dist in ("websockets", "orjson", "python-socketio", "aiohttp", "uvloop"):
+    dists = ("websockets", "orjson", "python-socketio", "aiohttp", "uvloop", "redis", "msgpack")
+    for dist in dists:
         with contextlib.suppress(Exception):
             from importlib.metadata import version
 
             info[dist] = version(dist)
-    with contextlib.suppress(Exception):
-        pkg = json.loads((REPO / "node_modules" / "socket.io" / "package.json").read_text())
-        info["socket.io"] = pkg["version"]
+    for npm in ("socket.io", "@socket.io/redis-adapter", "redis"):
+        with contextlib.suppress(Exception):
+            pkg = json.loads((REPO / "node_modules" / npm / "package.json").read_text())
+            info["socket.io" if npm == "socket.io" else f"npm {npm}"] = pkg["version"]
     return info
 
 
@@ -211,7 +241,14 @@ def pinned(cores: set[int] | None) -> Callable[[], None] | None:
 class ServerProcess:
     """A fresh server: started, its port read from its first ``PORT n`` line, stopped."""
 
-    def __init__(self, server: str, args: argparse.Namespace, cores: set[int] | None) -> None:
+    def __init__(
+        self,
+        server: str,
+        args: argparse.Namespace,
+        cores: set[int] | None,
+        redis: str | None = None,
+        node: str = "",
+    ) -> None:
         if server == "node":
             cmd = ["node", str(HERE / "servers" / "node_server.mjs")]
         else:
@@ -225,8 +262,10 @@ class ServerProcess:
             if args.uvloop:
                 cmd.append("--uvloop")
             if args.server_profile:
-                cmd += ["--profile", args.server_profile]
-        self.log_path = RESULTS / "logs" / f"{server}.log"
+                cmd += ["--profile", args.server_profile + node]
+        if redis:
+            cmd += ["--redis", redis]  # one node of a cluster: the Redis adapter
+        self.log_path = RESULTS / "logs" / f"{server}{node}.log"
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         self.log_file = self.log_path.open("w")
         env = dict(os.environ)
@@ -277,13 +316,94 @@ class ServerProcess:
         self.log_file.close()
 
 
+class RedisProcess:
+    """A throw-away redis-server on a free port: no persistence, stopped by its pid."""
+
+    def __init__(self, cores: set[int] | None) -> None:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        self.url = f"redis://127.0.0.1:{self.port}"
+        self.log_path = RESULTS / "logs" / "redis.log"
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        self.log_file = self.log_path.open("w")
+        self.proc = subprocess.Popen(
+            [
+                *("redis-server", "--port", str(self.port), "--bind", "127.0.0.1"),
+                *("--save", "", "--appendonly", "no"),
+            ],
+            stdout=self.log_file,
+            stderr=subprocess.STDOUT,
+            preexec_fn=pinned(cores),
+        )
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                break
+            with contextlib.suppress(OSError):
+                if self.command(b"PING") == b"+PONG":
+                    return
+            time.sleep(0.05)
+        self.stop()
+        raise RuntimeError(f"redis-server did not start, see {self.log_path}")
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def command(self, *words: bytes) -> bytes:
+        """One command, its reply: a line (``+PONG``) or a bulk string's bytes (CLIENT LIST)."""
+        request = b"*%d\r\n" % len(words) + b"".join(b"$%d\r\n%s\r\n" % (len(w), w) for w in words)
+        with socket.create_connection(("127.0.0.1", self.port), timeout=2) as conn:
+            conn.sendall(request)
+            reply = b""
+            while True:
+                chunk = conn.recv(65536)
+                if not chunk:
+                    raise OSError("Redis closed the connection")
+                reply += chunk
+                head, sep, rest = reply.partition(b"\r\n")
+                if not sep:
+                    continue
+                if not head.startswith(b"$"):
+                    return head
+                if len(rest) >= int(head[1:]) + 2:
+                    return rest[: int(head[1:])]
+
+    def wait_subscribed(self, n: int, timeout: float = 10) -> None:
+        """Until ``n`` clients hold a pattern subscription: every node hears the broadcasts.
+
+        (PUBSUB NUMPAT counts distinct patterns, and the nodes all subscribe the same one.)
+        """
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            clients = self.command(b"CLIENT", b"LIST").decode().splitlines()
+            if sum(" psub=0 " not in f" {c} " for c in clients if " psub=" in f" {c} ") >= n:
+                return
+            time.sleep(0.02)
+        raise RuntimeError(f"the nodes did not subscribe to Redis within {timeout:.0f}s")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        self.log_file.close()
+
+
 def loadgen(
     scenario: Scenario,
     port: int,
     server_pid: int,
     args: argparse.Namespace,
     cores: set[int] | None,
+    node_b: tuple[int, int] | None = None,
+    redis_pid: int | None = None,
 ) -> dict[str, Any]:
+    """One load generator run; ``node_b`` (port, pid): the second node of a redis-fan run."""
     clients = scenario.clients
     if scenario.kind == "idle" and args.idle_clients:
         clients = args.idle_clients
@@ -291,7 +411,7 @@ def loadgen(
     cmd = [
         PY,
         str(HERE / "loadgen.py"),
-        scenario.kind,
+        "fan" if scenario.redis else scenario.kind,
         "--port",
         str(port),
         "--clients",
@@ -305,6 +425,10 @@ def loadgen(
         "--timeout",
         str(timeout),
     ]
+    if node_b is not None:
+        cmd += ["--port-b", str(node_b[0]), "--server-pid-b", str(node_b[1])]
+    if redis_pid is not None:
+        cmd += ["--redis-pid", str(redis_pid)]
     try:
         proc = subprocess.run(
             cmd,
@@ -319,7 +443,39 @@ def loadgen(
     if not lines:
         return {"error": f"load generator printed nothing: {proc.stderr[-500:]}"}
     result: dict[str, Any] = json.loads(lines[-1])
+    if node_b is not None and "server_cpu" in result:
+        # "server CPU" of a two-node run: both nodes together, in cores; each one too.
+        result["server_a_cpu"] = result["server_cpu"]
+        result["server_cpu"] += result.get("server_b_cpu", 0.0)
     return result
+
+
+def two_nodes(
+    server: str,
+    scenario: Scenario,
+    args: argparse.Namespace,
+    server_cores: set[int] | None,
+    loadgen_cores: set[int] | None,
+) -> dict[str, Any]:
+    """A redis-fan run: a fresh Redis, two nodes of ``server`` on it, the load generator.
+
+    With 2 cores and 4 processes one core each is impossible: both nodes share the
+    servers' core, Redis shares the load generator's (it only relays one PUBLISH per
+    event to one subscriber), for every server alike.
+    """
+    redis = RedisProcess(loadgen_cores)
+    nodes: list[ServerProcess] = []
+    try:
+        for name in ("-a", "-b"):
+            nodes.append(ServerProcess(server, args, server_cores, redis=redis.url, node=name))
+        redis.wait_subscribed(2)
+        a, b = nodes
+        node_b = (b.port, b.pid)
+        return loadgen(scenario, a.port, a.pid, args, loadgen_cores, node_b, redis.pid)
+    finally:
+        for node in nodes:
+            node.stop()
+        redis.stop()
 
 
 def describe(scenario: Scenario, r: dict[str, Any]) -> str:
@@ -335,6 +491,14 @@ def describe(scenario: Scenario, r: dict[str, Any]) -> str:
             f"{r['sessions']} upgrades, p50 {r['upgrade_p50_ms']:.2f} ms"
             f" p99 {r['upgrade_p99_ms']:.2f} ms (3probe p50 {r['probe_p50_ms']:.2f} ms,"
             f" server cpu {r.get('server_cpu_ms', 0):.2f} ms per upgrade)"
+        )
+    if scenario.redis:
+        return (
+            f"{r[scenario.metric]:,.0f} {scenario.unit}, p50 {r['p50_ms']:.2f} ms"
+            f" p99 {r['p99_ms']:.2f} ms (A {r['a_p50_ms']:.2f}/{r['a_p99_ms']:.2f},"
+            f" B {r['b_p50_ms']:.2f}/{r['b_p99_ms']:.2f}; cpu A {r.get('server_a_cpu', 0):.0%}"
+            f" B {r.get('server_b_cpu', 0):.0%} redis {r.get('redis_cpu', 0):.0%}"
+            f" loadgen {r['loadgen_cpu']:.0%}, others {r.get('others_cpu', 0):.2f} cores)"
         )
     return (
         f"{r[scenario.metric]:,.0f} {scenario.unit}, p50 {r['p50_ms']:.2f} ms"
@@ -376,6 +540,9 @@ def summarize(runs: dict[str, dict[str, list[dict[str, Any]]]]) -> dict[str, Any
                 "others_cpu",
             ]
         )
+        if scenario.redis:
+            fields += ["a_p50_ms", "a_p99_ms", "b_p50_ms", "b_p99_ms"]
+            fields += ["server_a_cpu", "server_b_cpu", "redis_cpu"]
         entry: dict[str, Any] = {"servers": {}, "ratios": {}, "ratios_per_cpu": {}}
         for server, reps in by_server.items():
             for r in reps:
@@ -486,6 +653,27 @@ def tables(
                 + (f" ({len(s['errors'])} failed)" if s["errors"] else "")
                 + " |"
             )
+    clusters = [n for n in summary if SCENARIOS[n].redis]
+    if clusters:
+        out.append("")
+        out.append(
+            "### Two nodes through Redis (sender on node A, receivers half on A, half on B;"
+            " server CPU above is A + B)"
+        )
+        out.append("")
+        out.append(
+            "| scenario | server | on A: p50 ms | p99 ms | on B: p50 ms | p99 ms"
+            " | node A CPU | node B CPU | Redis CPU |"
+        )
+        out.append("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+        for name in clusters:
+            for server, s in summary[name]["servers"].items():
+                out.append(
+                    f"| {name} | {LABELS[server]} | {fmt(s['a_p50_ms'], '.2f')}"
+                    f" | {fmt(s['a_p99_ms'], '.2f')} | {fmt(s['b_p50_ms'], '.2f')}"
+                    f" | {fmt(s['b_p99_ms'], '.2f')} | {fmt(s['server_a_cpu'], '.0%')}"
+                    f" | {fmt(s['server_b_cpu'], '.0%')} | {fmt(s['redis_cpu'], '.0%')} |"
+                )
     idle = [n for n in summary if SCENARIOS[n].kind == "idle"]
     if idle:
         out.append("")
@@ -625,11 +813,18 @@ def main() -> int:
             servers.append("baseline")
         if (args.baseline / "minisio" / "polling.py").is_file():
             POLLING_SERVERS.add("baseline")
+        if (args.baseline / "minisio" / "redis.py").is_file():
+            REDIS_SERVERS.add("baseline")
     elif "baseline" in servers:
         log("server 'baseline' needs --baseline DIR")
         return 2
     scenarios = [SCENARIOS[s] for s in args.scenarios.split(",") if s]
     skipped: dict[str, str] = {}
+    if any(s.redis for s in scenarios):
+        why = redis_reason()
+        if why:
+            log(f"skipping the Redis scenarios: {why}")
+            scenarios = [s for s in scenarios if not s.redis]
     if "psio" in servers:
         why = ensure_python_socketio(not args.no_install)
         if why:
@@ -664,6 +859,11 @@ def main() -> int:
         if server_cores and loadgen_cores
         else "none (fewer than 2 usable cores)"
     )
+    if any(s.redis for s in scenarios) and server_cores and loadgen_cores:
+        info["pinning"] += (
+            f"; redis-fan: both nodes on core {sorted(server_cores)},"
+            f" Redis and the load generator on core {sorted(loadgen_cores)}"
+        )
     log(f"machine: {info['nproc']} x {info['cpu']}, load average {info['load_average']}")
     log(f"pinning: {info['pinning']}")
 
@@ -690,10 +890,21 @@ def main() -> int:
                 if time.monotonic() - started > args.budget:
                     out_of_time = True
                     break
+                if scenario.redis:
+                    try:
+                        result: dict[str, Any] = two_nodes(
+                            server, scenario, args, server_cores, loadgen_cores
+                        )
+                    except RuntimeError as exc:
+                        result = {"error": str(exc)}
+                    info.setdefault("loadgen_loop", result.get("loadgen_loop"))
+                    runs[scenario.name][server].append(result)
+                    log(f"  {scenario.name:12} {LABELS[server]:26} {describe(scenario, result)}")
+                    continue
                 try:
                     proc = ServerProcess(server, args, server_cores)
                 except RuntimeError as exc:
-                    result: dict[str, Any] = {"error": str(exc)}
+                    result = {"error": str(exc)}
                 else:
                     try:
                         result = loadgen(scenario, proc.port, proc.pid, args, loadgen_cores)

@@ -24,6 +24,9 @@ def parse_args(description: str) -> argparse.Namespace:
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--uvloop", action="store_true", help="run on uvloop instead of asyncio")
     parser.add_argument("--profile", help="write a cProfile of the serving time to this file")
+    parser.add_argument(
+        "--redis", metavar="URL", help="minisio only: a cluster node, the Redis adapter on URL"
+    )
     return parser.parse_args()
 
 

@@ -1,4 +1,8 @@
-"""minisio under test: ``echo`` answers the sender, ``fan`` goes to every socket."""
+"""minisio under test: ``echo`` answers the sender, ``fan`` goes to every socket.
+
+With ``--redis URL`` the server is one node of a cluster: ``minisio.redis``'s adapter on
+that Redis, so ``fan`` reaches the sockets of every node (run.py's ``redis-fan`` scenarios).
+"""
 
 from __future__ import annotations
 
@@ -12,7 +16,12 @@ import minisio
 
 def main() -> None:
     args = parse_args(__doc__ or "")
-    io = minisio.Server(max_payload=MAX_SIZE, serve_client=False)
+    options: dict[str, Any] = {}
+    if args.redis:
+        from minisio.redis import redis_adapter
+
+        options["adapter"] = redis_adapter(args.redis)
+    io = minisio.Server(max_payload=MAX_SIZE, serve_client=False, **options)
 
     @io.on("connection")
     def connection(socket: minisio.Socket) -> None:
