@@ -4,6 +4,7 @@ Engine.IO v4 and Socket.IO v5 over the WebSocket transport, written by hand.
 """
 
 from .broadcast import BroadcastOperator
+from .classns import ClassNamespace
 from .errors import (
     AckTimeout,
     ClusterError,
@@ -18,6 +19,7 @@ from .socket import Handshake, Socket
 __all__ = [
     "AckTimeout",
     "BroadcastOperator",
+    "ClassNamespace",
     "ClusterError",
     "ConnectionRefused",
     "Disconnected",

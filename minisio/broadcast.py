@@ -8,24 +8,58 @@ The four routes of the classroom chat are four uses of one operator::
     io.to(sid).emit(...)         the room named by one socket's id
 
 Each ``to()``/``except_()`` returns a new operator, so nothing has to be
-reset after an emit. What the operator does, it asks of the namespace's
-adapter (:mod:`minisio.adapter`), the one place that knows where sockets are.
+reset after an emit; so do the flags, ``volatile``, ``compress(False)`` and
+``local``, carried to the adapter as socket.io-adapter carries
+``{rooms, except, flags}``. What the operator does, it asks of the
+namespace's adapter (:mod:`minisio.adapter`), the one place that knows where
+sockets are.
+
+Emits and room operations may be called from any thread: from a thread
+other than the one running the server's loop, the call is handed to the
+loop (``call_soon_threadsafe``), in order; see ``Server.call_soon_threadsafe``.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
+from threading import get_ident
 from typing import TYPE_CHECKING, Any
 
 from . import sio
+from .adapter import Flags
+from .engine import send_flagged
 from .errors import AckTimeout
+from .handlers import EMITTED, Emitted
 
 if TYPE_CHECKING:
     from .server import Namespace
     from .socket import Socket
 
-__all__ = ["BroadcastOperator"]
+__all__ = ["BroadcastOperator", "FlaggedSocket", "room_names"]
+
+RoomNames = str | Iterable[str]
+
+
+def room_names(rooms: tuple[RoomNames, ...]) -> frozenset[str]:
+    """Room names given as Node takes them: ``to("a", "b")``, ``to(["a", "b"])``, or both."""
+    names: set[str] = set()
+    for room in rooms:
+        if isinstance(room, str):
+            names.add(room)
+            continue
+        if not isinstance(room, list | tuple | set | frozenset):
+            raise TypeError(f"a room is a str, or a list, tuple or set of them, not {room!r}")
+        for name in room:
+            if not isinstance(name, str):
+                raise TypeError(f"room names are str, not {name!r}")
+            names.add(name)
+    return frozenset(names)
+
+
+def _flag(flags: Flags | None, **changes: bool) -> Flags:
+    return replace(flags or Flags(), **changes)
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,16 +70,34 @@ class BroadcastOperator:
     rooms: frozenset[str] = frozenset()
     exclude: frozenset[str] = frozenset()
     ack_timeout: float | None = None  # seconds, for emit_with_ack
+    flags: Flags | None = None  # None: no flag set, the usual case
 
-    def to(self, *rooms: str) -> BroadcastOperator:
-        """Also target these rooms (a socket id is a room)."""
-        return replace(self, rooms=self.rooms.union(rooms))
+    def to(self, *rooms: RoomNames) -> BroadcastOperator:
+        """Also target these rooms (a socket id is a room); names or lists of names."""
+        return replace(self, rooms=self.rooms.union(room_names(rooms)))
 
     in_ = to
 
-    def except_(self, *rooms: str) -> BroadcastOperator:
-        """Leave out the sockets in these rooms."""
-        return replace(self, exclude=self.exclude.union(rooms))
+    def except_(self, *rooms: RoomNames) -> BroadcastOperator:
+        """Leave out the sockets in these rooms; names or lists of names."""
+        return replace(self, exclude=self.exclude.union(room_names(rooms)))
+
+    @property
+    def volatile(self) -> BroadcastOperator:
+        """Drop the packet for a client not ready for it rather than queue it (Node's
+        ``volatile``): a WebSocket with data still unsent, a polling client with
+        packets waiting. Never the reason a client is cut."""
+        return replace(self, flags=_flag(self.flags, volatile=True))
+
+    def compress(self, compress: bool) -> BroadcastOperator:
+        """``compress(False)``: send uncompressed to clients with permessage-deflate on
+        (``Server(compression=True)``); polling is never compressed."""
+        return replace(self, flags=_flag(self.flags, compress=bool(compress)))
+
+    @property
+    def local(self) -> BroadcastOperator:
+        """This node's sockets only: a cluster adapter does not tell the other nodes."""
+        return replace(self, flags=_flag(self.flags, local=True))
 
     def timeout(self, seconds: float) -> BroadcastOperator:
         """How long :meth:`emit_with_ack` waits for every answer (``timeout()`` in Node)."""
@@ -53,11 +105,23 @@ class BroadcastOperator:
             raise ValueError("timeout must be positive")
         return replace(self, ack_timeout=seconds)
 
-    def emit(self, event: str, *args: Any) -> None:
-        """Send an event to every selected socket; encoded once, written to each."""
+    def emit(self, event: str, *args: Any) -> Emitted:
+        """Send an event to every selected socket; encoded once, written to each.
+
+        From another thread, the emit is handed to the server's loop.
+        """
         _check_event(event)
-        packet = sio.Packet(sio.PacketType.EVENT, [event, *args], self.namespace.name)
-        self.namespace.adapter.broadcast(packet, self.rooms, self.exclude)
+        nsp = self.namespace
+        server = nsp.server
+        if server._loop_thread != get_ident() and server._loop is not None:
+            server._loop.call_soon_threadsafe(self.emit, event, *args)
+            return EMITTED
+        packet = sio.Packet(sio.PacketType.EVENT, [event, *args], nsp.name)
+        if self.flags is None:
+            nsp.adapter.broadcast(packet, self.rooms, self.exclude)
+        else:
+            nsp.adapter.broadcast(packet, self.rooms, self.exclude, self.flags)
+        return EMITTED
 
     async def emit_with_ack(self, event: str, *args: Any) -> list[Any]:
         """Send an event to every selected socket, on every node, and gather their acks.
@@ -75,10 +139,11 @@ class BroadcastOperator:
         gather = _Gathering()
         adapter = self.namespace.adapter
         cleanup = adapter.broadcast_with_ack(
-            packet, self.rooms, self.exclude, wait, gather.count, gather.answer
+            packet, self.rooms, self.exclude, wait, gather.count, gather.answer, self.flags
         )
         try:
-            gather.servers = await adapter.server_count()
+            local = self.flags is not None and self.flags.local
+            gather.servers = 1 if local else await adapter.server_count()
             gather.check()
             async with asyncio.timeout(wait):
                 await gather.done
@@ -93,20 +158,89 @@ class BroadcastOperator:
 
     async def fetch_sockets(self) -> list[Socket]:
         """The selected sockets (``fetchSockets()`` in Node)."""
-        return await self.namespace.adapter.fetch_sockets(self.rooms, self.exclude)
+        return await self.namespace.adapter.fetch_sockets(self.rooms, self.exclude, self.flags)
 
-    def sockets_join(self, *rooms: str) -> None:
+    def sockets_join(self, *rooms: RoomNames) -> None:
         """Make every selected socket join ``rooms`` (``socketsJoin()``)."""
-        self.namespace.adapter.add_sockets(self.rooms, self.exclude, rooms)
+        names = room_names(rooms)
+        if self._elsewhere(self.sockets_join, names):
+            return
+        self.namespace.adapter.add_sockets(self.rooms, self.exclude, names, self.flags)
 
-    def sockets_leave(self, *rooms: str) -> None:
+    def sockets_leave(self, *rooms: RoomNames) -> None:
         """Make every selected socket leave ``rooms`` (``socketsLeave()``)."""
-        self.namespace.adapter.del_sockets(self.rooms, self.exclude, rooms)
+        names = room_names(rooms)
+        if self._elsewhere(self.sockets_leave, names):
+            return
+        self.namespace.adapter.del_sockets(self.rooms, self.exclude, names, self.flags)
 
     def disconnect_sockets(self, close: bool = False) -> None:
         """Disconnect every selected socket (``disconnectSockets()``; ``close``: the
         connections too)."""
-        self.namespace.adapter.disconnect_sockets(self.rooms, self.exclude, close)
+        if self._elsewhere(self.disconnect_sockets, close):
+            return
+        self.namespace.adapter.disconnect_sockets(self.rooms, self.exclude, close, self.flags)
+
+    def _elsewhere(self, method: Any, *args: Any) -> bool:
+        """Called from a thread other than the loop's: hand the call to the loop."""
+        server = self.namespace.server
+        if server._loop_thread == get_ident() or server._loop is None:
+            return False
+        server._loop.call_soon_threadsafe(method, *args)
+        return True
+
+
+@dataclass(frozen=True, slots=True)
+class FlaggedSocket:
+    """One socket with flags, for ``socket.volatile.emit(...)`` and ``socket.compress(False)``.
+
+    Immutable like the operators: the socket itself keeps no per-emit flag.
+    """
+
+    socket: Socket
+    flags: Flags
+
+    @property
+    def volatile(self) -> FlaggedSocket:
+        """See :attr:`BroadcastOperator.volatile`."""
+        return replace(self, flags=_flag(self.flags, volatile=True))
+
+    def compress(self, compress: bool) -> FlaggedSocket:
+        """See :meth:`BroadcastOperator.compress`."""
+        return replace(self, flags=_flag(self.flags, compress=bool(compress)))
+
+    def emit(self, event: str, *args: Any) -> None:
+        """Send an event to this socket only, with the flags."""
+        _check_event(event)
+        socket = self.socket
+        server = socket.namespace.server
+        if server._loop_thread != get_ident() and server._loop is not None:
+            server._loop.call_soon_threadsafe(self.emit, event, *args)
+            return
+        if not socket.connected:
+            return
+        packet = sio.Packet(sio.PacketType.EVENT, [event, *args], socket.namespace.name)
+        if socket._any_out is not None:
+            socket._sent(packet.data)
+        send_flagged([socket._conn], sio.encode(packet), self.flags.volatile, self.flags.compress)
+
+    def _operator(self, rooms: frozenset[str], exclude: frozenset[str]) -> BroadcastOperator:
+        return BroadcastOperator(self.socket.namespace, rooms, exclude, flags=self.flags)
+
+    @property
+    def broadcast(self) -> BroadcastOperator:
+        """Everyone in the namespace except this socket, with the flags."""
+        return self._operator(frozenset(), frozenset((self.socket.id,)))
+
+    def to(self, *rooms: RoomNames) -> BroadcastOperator:
+        """The sockets in ``rooms`` except this one, with the flags."""
+        return self._operator(room_names(rooms), frozenset((self.socket.id,)))
+
+    in_ = to
+
+    def except_(self, *rooms: RoomNames) -> BroadcastOperator:
+        """Everyone but this socket and those in ``rooms``, with the flags."""
+        return self._operator(frozenset(), room_names(rooms) | {self.socket.id})
 
 
 class _Gathering:

@@ -18,10 +18,11 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import inspect
 import logging
 import secrets
 import time
-from collections.abc import Coroutine, Sequence
+from collections.abc import Awaitable, Coroutine, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import parse_qsl, urlsplit
 
@@ -35,7 +36,15 @@ if TYPE_CHECKING:
     from .server import Namespace, Server
     from .socket import Handshake, Socket
 
-__all__ = ["Request", "Session", "new_id", "send_many", "write_many"]
+__all__ = [
+    "VOLATILE_MARK",
+    "Request",
+    "Session",
+    "new_id",
+    "send_flagged",
+    "send_many",
+    "write_many",
+]
 
 
 logger = logging.getLogger("minisio")
@@ -54,8 +63,14 @@ _BINARY_ACK = sio.PacketType.BINARY_ACK
 _CONNECT = sio.PacketType.CONNECT
 _DISCONNECT = sio.PacketType.DISCONNECT
 _PING = eio.text_frame(eio.PacketType.PING)
+# A middleware that returns False refuses, as a python-socketio connect handler
+# does; the client gets python-socketio's message.
+_REJECTED = "Connection rejected by server"
 # Events one connection may have waiting for a handler, per allowed running one.
 _BACKLOG_FACTOR = 16
+# A volatile packet goes to a WebSocket only while it has at most this many
+# bytes unsent (asyncio's default low-water mark for a transport's buffer).
+VOLATILE_MARK = 16_384
 
 
 def new_id() -> str:
@@ -438,6 +453,16 @@ class Session:
             raise ProtocolError("CONNECT to a namespace already joining")
         server = self.server
         nsp = server._namespaces.get(name)
+        joined = len(self.sockets) + len(self.pending)
+        if nsp is None and server._parents and joined < server.max_namespaces:
+            from .dynamic import find_child  # io.of(regex or function): maybe a child
+
+            found = find_child(server, name, auth or {})
+            if inspect.isawaitable(found):  # an async check: connect once it answers
+                self.pending[name] = None
+                self.spawn(self._connect_when_found(name, auth, found))
+                return
+            nsp = found
         if nsp is None:
             self.send_packet(sio.PacketType.CONNECT_ERROR, {"message": "Invalid namespace"}, name)
             return
@@ -453,18 +478,33 @@ class Session:
             return
         try:
             for middleware in nsp._middlewares:
-                middleware.fn(socket)
+                if middleware.fn(socket) is False:
+                    raise ConnectionRefused(_REJECTED)
         except Exception as exc:
             self._refuse(nsp, exc)
             return
         self._accept(nsp, socket)
+
+    async def _connect_when_found(
+        self, name: str, auth: dict[str, Any] | None, found: Awaitable[Namespace | None]
+    ) -> None:
+        nsp = await found
+        if name not in self.pending:
+            return  # the session ended, or the client gave up, meanwhile
+        del self.pending[name]
+        if nsp is None:
+            self.send_packet(sio.PacketType.CONNECT_ERROR, {"message": "Invalid namespace"}, name)
+        else:
+            self._on_connect(name, auth)  # the namespace exists now
 
     async def _connect_async(self, nsp: Namespace, socket: Socket) -> None:
         try:
             for middleware in nsp._middlewares:
                 result = middleware.fn(socket)
                 if middleware.is_async:
-                    await result
+                    result = await result
+                if result is False:
+                    raise ConnectionRefused(_REJECTED)
         except Exception as exc:
             if nsp.name in self.pending:
                 del self.pending[nsp.name]
@@ -479,10 +519,20 @@ class Session:
             error: dict[str, Any] = {"message": exc.message}
             if exc.data is not None:
                 error["data"] = exc.data
+        elif isinstance(exc, ConnectionRefusedError):
+            # The built-in, as python-socketio users raise its namesake:
+            # ConnectionRefusedError(message, data) refuses the same way.
+            # (An OSError: a third argument would be taken as a file name.)
+            args = exc.args
+            error = {"message": str(args[0]) if args else _REJECTED}
+            if len(args) > 1:
+                error["data"] = args[1]
         else:
             logger.error("middleware of %s failed", nsp.name, exc_info=exc)
             error = {"message": "Internal server error"}
         self.send_packet(sio.PacketType.CONNECT_ERROR, error, nsp.name)
+        if nsp._parent is not None and not nsp.sockets:  # a child made for this client
+            nsp._parent._emptied(nsp)
 
     def _accept(self, nsp: Namespace, socket: Socket) -> None:
         if self._connect_timer is not None:
@@ -578,3 +628,54 @@ def write_many(conns: Sequence[Session], text: bytes, attachments: list[bytes]) 
             if item is None:
                 item = payload_item(text, attachments)
             transport.push(item)
+
+
+def send_flagged(
+    conns: Sequence[Session], frames: list[bytes], volatile: bool, compress: bool
+) -> None:
+    """:func:`send_many` with the flags of Node's ``volatile`` and ``compress(False)``.
+
+    ``volatile``: a client not ready for the packet does not get it, and it is
+    never the reason a client is cut: a WebSocket with more than
+    :data:`VOLATILE_MARK` bytes unsent, a polling client with anything queued,
+    or a client the packet would push over ``max_buffer``, are skipped (the
+    reference server checks ``transport.writable``).
+
+    ``compress=False``: a WebSocket with permessage-deflate gets the frames
+    uncompressed (RSV1 clear). websockets compresses every message it sends,
+    so these are written as built; RFC 7692 section 6: "An endpoint MAY send
+    uncompressed messages", and the compression context is left untouched.
+    Polling is never compressed by minisio.
+    """
+    text, attachments = _MESSAGE + frames[0], frames[1:]
+    if volatile:
+        size = len(text) + sum(map(len, attachments)) + 1
+        conns = [conn for conn in conns if _ready(conn, size)]
+    if not compress:
+        others: list[Session] = []
+        wire = None
+        for conn in conns:
+            transport = conn.transport
+            if conn.closed or not isinstance(transport, WebSocket) or transport.plain:
+                others.append(conn)
+                continue
+            if wire is None:
+                wire = ws_frame(TEXT, text) + b"".join(ws_frame(BINARY, a) for a in attachments)
+            if conn.trace:
+                trace_out(conn.sid, text, text=True)
+                for attachment in attachments:
+                    trace_out(conn.sid, attachment, text=False)
+            transport.write_uncompressed(wire)
+        conns = others
+    write_many(conns, text, attachments)
+
+
+def _ready(conn: Session, size: int) -> bool:
+    """Whether a volatile packet of ``size`` bytes goes to ``conn`` now."""
+    if conn.closed:
+        return False
+    transport = conn.transport
+    buffered = transport.buffered()
+    if buffered + size > conn.server.max_buffer:
+        return False
+    return buffered == 0 if transport.polling else buffered <= VOLATILE_MARK

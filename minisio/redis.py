@@ -43,7 +43,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from . import sio
-from .adapter import Adapter
+from .adapter import Adapter, Flags
 from .errors import ClusterError
 from .socket import Handshake
 
@@ -356,15 +356,22 @@ class RedisAdapter(Adapter):
         await self.link.stop(self)
 
     # -- broadcasts --------------------------------------------------------------
-    def broadcast(self, packet: sio.Packet, rooms: Set[str], exclude: Set[str]) -> None:
-        """Publish to the other nodes, then deliver here."""
+    def broadcast(
+        self, packet: sio.Packet, rooms: Set[str], exclude: Set[str], flags: Flags | None = None
+    ) -> None:
+        """Publish to the other nodes (not with ``local``: Node's ``flags.local``), then
+        deliver here."""
+        if flags is not None and flags.local:
+            super().broadcast(packet, rooms, exclude, flags)
+            return
         wire = {"type": 2, "data": packet.data, "nsp": self.nsp.name}
-        opts = {"rooms": list(rooms), "except": list(exclude), "flags": {}}
+        wire_flags = {} if flags is None else flags.wire()
+        opts = {"rooms": list(rooms), "except": list(exclude), "flags": wire_flags}
         channel = self.channel
         if len(rooms) == 1:
             channel += next(iter(rooms)) + "#"
         self.link.publish(channel, _pack([self.uid, wire, opts]))
-        super().broadcast(packet, rooms, exclude)
+        super().broadcast(packet, rooms, exclude, flags)
 
     def on_broadcast(self, channel: str, data: bytes) -> None:
         """A broadcast published by another node (or an emitter)."""
@@ -389,7 +396,7 @@ class RedisAdapter(Adapter):
         rooms = _rooms(opts.get("rooms", []))
         exclude = _rooms(opts.get("except", []))
         local = sio.Packet(sio.PacketType.EVENT, args, self.nsp.name)
-        super().broadcast(local, rooms, exclude)
+        super().broadcast(local, rooms, exclude, Flags.from_wire(opts.get("flags")))
 
     def broadcast_with_ack(
         self,
@@ -399,8 +406,11 @@ class RedisAdapter(Adapter):
         timeout: float,
         on_count: Callable[[int], None],
         on_ack: Callable[[Any], None],
+        flags: Flags | None = None,
     ) -> Callable[[], None]:
         """Ask every node to broadcast and count; their counts and acks come back here."""
+        if flags is not None and flags.local:
+            return super().broadcast_with_ack(packet, rooms, exclude, timeout, on_count, on_ack)
         request_id = uid6()
         wire = {"type": 2, "data": packet.data, "nsp": self.nsp.name}
         opts = {**_opts(rooms, exclude), "flags": {"timeout": round(timeout * 1000)}}
@@ -449,28 +459,44 @@ class RedisAdapter(Adapter):
         asyncio.get_running_loop().call_later(seconds, cleanup)
 
     # -- operations on sockets of every node ---------------------------------------
-    def add_sockets(self, rooms: Set[str], exclude: Set[str], join: Iterable[str]) -> None:
+    # With ``local`` (flags.local), the operations below stay on this node.
+    def add_sockets(
+        self, rooms: Set[str], exclude: Set[str], join: Iterable[str], flags: Flags | None = None
+    ) -> None:
         join = list(join)
         super().add_sockets(rooms, exclude, join)
-        self._request({"type": _REMOTE_JOIN, "opts": _opts(rooms, exclude), "rooms": join})
+        if flags is None or not flags.local:
+            self._request({"type": _REMOTE_JOIN, "opts": _opts(rooms, exclude), "rooms": join})
 
-    def del_sockets(self, rooms: Set[str], exclude: Set[str], leave: Iterable[str]) -> None:
+    def del_sockets(
+        self, rooms: Set[str], exclude: Set[str], leave: Iterable[str], flags: Flags | None = None
+    ) -> None:
         leave = list(leave)
         super().del_sockets(rooms, exclude, leave)
-        self._request({"type": _REMOTE_LEAVE, "opts": _opts(rooms, exclude), "rooms": leave})
+        if flags is None or not flags.local:
+            self._request({"type": _REMOTE_LEAVE, "opts": _opts(rooms, exclude), "rooms": leave})
 
-    def disconnect_sockets(self, rooms: Set[str], exclude: Set[str], close: bool) -> None:
+    def disconnect_sockets(
+        self, rooms: Set[str], exclude: Set[str], close: bool, flags: Flags | None = None
+    ) -> None:
         super().disconnect_sockets(rooms, exclude, close)
-        self._request({"type": _REMOTE_DISCONNECT, "opts": _opts(rooms, exclude), "close": close})
+        if flags is None or not flags.local:
+            request = {"type": _REMOTE_DISCONNECT, "opts": _opts(rooms, exclude), "close": close}
+            self._request(request)
 
-    async def fetch_sockets(self, rooms: Set[str], exclude: Set[str]) -> list[Any]:
+    async def fetch_sockets(
+        self, rooms: Set[str], exclude: Set[str], flags: Flags | None = None
+    ) -> list[Any]:
         """The sockets selected on every node: local sockets, then :class:`RemoteSocket` s.
 
         Raises :class:`~minisio.ClusterError` when Redis cannot be asked or
         some node does not answer within ``requests_timeout``; its
-        ``results`` holds the sockets that did answer.
+        ``results`` holds the sockets that did answer. With ``local``: this
+        node's sockets only.
         """
         found: list[Any] = list(self.sockets(rooms, exclude))
+        if flags is not None and flags.local:
+            return found
         try:
             answers = await self._ask(_REMOTE_FETCH, {"opts": _opts(rooms, exclude)})
         except ClusterError as exc:

@@ -6,19 +6,24 @@ import asyncio
 import contextlib
 import logging
 import os
-from collections.abc import AsyncIterator, Callable, Sequence
+import re
+import threading
+import warnings
+from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 from urllib.parse import urlsplit
 
-from .adapter import Adapter
-from .broadcast import BroadcastOperator, _check_event
+from .adapter import Adapter, Flags
+from .broadcast import BroadcastOperator, RoomNames, _check_event, room_names
 from .engine import Session
-from .handlers import Handler
+from .handlers import EMITTED, Emitted, Handler
 from .http import HttpConnection
 from .websocket import wait_closing
 
 if TYPE_CHECKING:
+    from .classns import ClassNamespace
+    from .dynamic import NamespaceCheck, ParentNamespace
     from .socket import Socket
 
 __all__ = ["Namespace", "Server"]
@@ -28,6 +33,19 @@ logger = logging.getLogger("minisio")
 F = TypeVar("F", bound=Callable[..., Any])
 
 _TRANSPORTS = ("polling", "websocket")
+# A timeout longer than this, in seconds, was surely meant in milliseconds.
+_MILLISECONDS_HABIT = 1000
+
+
+def _warn_milliseconds(**timeouts: float) -> None:
+    """Warn of ``Server(ping_interval=25000)``: Node's options are in milliseconds, these not."""
+    for name, value in timeouts.items():
+        if value > _MILLISECONDS_HABIT:
+            warnings.warn(
+                f"{name}={value!r} is in seconds here ({value / 3600:.1f} hours), not "
+                f"milliseconds as in Node: did you mean {name}={value / 1000:g}?",
+                stacklevel=3,
+            )
 
 
 class Namespace:
@@ -37,18 +55,56 @@ class Namespace:
         self.server = server
         self.name = name
         self.sockets: dict[str, Socket] = {}  # socket id -> socket
-        self.adapter = server._adapter(self)
+        self.adapter = self._new_adapter()
+        # The parent namespace (io.of(regex or function)) that made this one, if any.
+        self._parent: ParentNamespace | None = None
         self._middlewares: list[Handler] = []
         self._async_middleware = False
         self._connection_handlers: list[Handler] = []
         # Handlers of events other nodes send with server_side_emit().
         self._server_handlers: dict[str, list[Handler]] = {}
+        # Sockets with on_any_outgoing listeners: a broadcast tests this alone.
+        self._outgoing: set[Socket] = set()
         # Ack ids are the namespace's, as in Node: one id serves every
         # recipient of a broadcast with acks.
         self._ack_ids = 0
 
     def __repr__(self) -> str:
         return f"<Namespace {self.name}>"
+
+    def _new_adapter(self) -> Adapter:
+        return self.server._adapter(self)
+
+    # A namespace reads as the mapping of its sockets by id, so that
+    # ``io.sockets`` (the main namespace, as in Node) still answers the dict
+    # uses it had: ``io.sockets[sid]``, ``sid in io.sockets``, ``len()``, ...
+    def __getitem__(self, sid: str) -> Socket:
+        return self.sockets[sid]
+
+    def __contains__(self, sid: object) -> bool:
+        return sid in self.sockets
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.sockets)
+
+    def __len__(self) -> int:
+        return len(self.sockets)
+
+    def get(self, sid: str, default: Any = None) -> Any:
+        """``self.sockets.get(sid, default)``."""
+        return self.sockets.get(sid, default)
+
+    def keys(self) -> Any:
+        """The socket ids (``self.sockets.keys()``)."""
+        return self.sockets.keys()
+
+    def values(self) -> Any:
+        """The sockets (``self.sockets.values()``)."""
+        return self.sockets.values()
+
+    def items(self) -> Any:
+        """``self.sockets.items()``."""
+        return self.sockets.items()
 
     @overload
     def on(self, event: str) -> Callable[[F], F]: ...
@@ -78,7 +134,9 @@ class Namespace:
         """Add connect middleware ``fn(socket)``, plain or coroutine, run in order.
 
         Raise :class:`~minisio.ConnectionRefused` to refuse the connection;
-        the client gets ``connect_error`` with the message.
+        the client gets ``connect_error`` with the message. Returning
+        ``False`` or raising the built-in ``ConnectionRefusedError(message,
+        data)`` refuse too, as in python-socketio.
         """
         handler = _takes_the_socket(middleware, "middleware")
         self._middlewares.append(handler)
@@ -86,19 +144,38 @@ class Namespace:
         return middleware
 
     # Routing: every route is one BroadcastOperator.
-    def to(self, *rooms: str) -> BroadcastOperator:
-        """The sockets in ``rooms`` (a socket id is a room)."""
-        return BroadcastOperator(self, frozenset(rooms))
+    def to(self, *rooms: RoomNames) -> BroadcastOperator:
+        """The sockets in ``rooms`` (a socket id is a room); names or lists of names."""
+        return BroadcastOperator(self, room_names(rooms))
 
     in_ = to
 
-    def except_(self, *rooms: str) -> BroadcastOperator:
+    def except_(self, *rooms: RoomNames) -> BroadcastOperator:
         """Every socket but those in ``rooms``."""
-        return BroadcastOperator(self, frozenset(), frozenset(rooms))
+        return BroadcastOperator(self, frozenset(), room_names(rooms))
 
-    def emit(self, event: str, *args: Any) -> None:
+    @property
+    def volatile(self) -> BroadcastOperator:
+        """Every socket, ``volatile`` (see :attr:`BroadcastOperator.volatile`)."""
+        return BroadcastOperator(self, flags=Flags(volatile=True))
+
+    def compress(self, compress: bool) -> BroadcastOperator:
+        """Every socket, ``compress(False)`` (see :meth:`BroadcastOperator.compress`)."""
+        return BroadcastOperator(self, flags=Flags(compress=bool(compress)))
+
+    @property
+    def local(self) -> BroadcastOperator:
+        """Every socket of this node only (see :attr:`BroadcastOperator.local`)."""
+        return BroadcastOperator(self, flags=Flags(local=True))
+
+    def emit(self, event: str, *args: Any) -> Emitted:
         """Send an event to every socket in the namespace."""
         BroadcastOperator(self).emit(event, *args)
+        return EMITTED
+
+    def send(self, *args: Any) -> Emitted:
+        """Emit the ``message`` event to every socket in the namespace (Node's ``send()``)."""
+        return self.emit("message", *args)
 
     async def fetch_sockets(self) -> list[Socket]:
         """Every socket of the namespace (on every node, with a cluster adapter)."""
@@ -167,10 +244,14 @@ class Namespace:
         rooms = (socket.id, *(socket._early_rooms or ()))
         socket._early_rooms = None
         self.adapter.add_all(socket.id, rooms)
+        if socket._any_out is not None:  # listeners added in middleware
+            self._outgoing.add(socket)
 
     def _remove(self, socket: Socket) -> None:
         self.sockets.pop(socket.id, None)
         self.adapter.delete_all(socket.id)
+        if self._parent is not None and not self.sockets:
+            self._parent._emptied(self)
 
     def _on_connection(self, socket: Socket) -> None:
         for handler in self._connection_handlers:
@@ -195,6 +276,22 @@ def _takes_the_socket(fn: Callable[..., Any], what: str) -> Handler:
 
 
 _background: set[asyncio.Task[Any]] = set()
+
+
+class _Nothing:
+    """What ``close()`` returns when there is nothing to wait for: an awaitable no-op."""
+
+    def __await__(self) -> Generator[Any, None, None]:
+        yield from ()
+
+
+_NOTHING = _Nothing()
+
+
+def _background_done(task: asyncio.Task[Any]) -> None:
+    _background.discard(task)
+    if not task.cancelled() and task.exception() is not None:
+        logger.error("background task failed", exc_info=task.exception())
 
 
 def _spawn(coro: Any) -> None:
@@ -256,6 +353,8 @@ class Server:
         max_connections: int = 10_000,
         max_buffer: int = 4_000_000,
         max_pending_handlers: int = 64,
+        # Dynamic namespaces
+        cleanup_empty_child_namespaces: bool = False,
     ) -> None:
         """
         Args:
@@ -298,10 +397,20 @@ class Server:
             max_pending_handlers: coroutine handlers running at once for one
                 connection; further events wait (see max_buffer), and a
                 client with more than 16 times as many waiting is cut.
+            cleanup_empty_child_namespaces: forget a namespace made by
+                ``of(regex or function)`` once its last socket leaves (Node's
+                ``cleanupEmptyChildNamespaces``).
         """
         if not path.startswith("/"):
             raise ValueError("path must start with '/'")
         timeouts = (ping_interval, ping_timeout, connect_timeout, handshake_timeout)
+        _warn_milliseconds(
+            ping_interval=ping_interval,
+            ping_timeout=ping_timeout,
+            connect_timeout=connect_timeout,
+            handshake_timeout=handshake_timeout,
+            upgrade_timeout=upgrade_timeout,
+        )
         if min(*timeouts, upgrade_timeout) <= 0:
             raise ValueError("timeouts must be positive")
         if isinstance(transports, str) or not set(transports) <= set(_TRANSPORTS) or not transports:
@@ -341,21 +450,55 @@ class Server:
         self.max_pending_handlers = max_pending_handlers
         self._adapter = adapter
         self._serving = False
+        self.cleanup_empty_child_namespaces = cleanup_empty_child_namespaces
+        # The loop serving, and its thread: an emit from another thread is handed to it.
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_thread: int | None = None
+        self._listener: asyncio.Server | None = None
+        self._stopped: asyncio.Future[None] | None = None  # set by close(): run() returns
         self._namespaces: dict[str, Namespace] = {}
+        # Parent namespaces, made by of(regex or function), in the order made.
+        self._parents: list[ParentNamespace] = []
         self._sessions: dict[str, Session] = {}  # sid -> session
         self._http: set[HttpConnection] = set()  # TCP connections still speaking HTTP
         self.main = self.of("/")
 
     # -- namespaces and the main namespace's API ---------------------------
-    def of(self, name: str) -> Namespace:
-        """The namespace ``name``, created on first use."""
-        if not name.startswith("/") or "," in name:
-            raise ValueError("a namespace name starts with '/' and has no ','")
+    @overload
+    def of(self, name: str) -> Namespace: ...
+    @overload
+    def of(self, name: re.Pattern[str] | NamespaceCheck) -> ParentNamespace: ...
+    def of(self, name: str | re.Pattern[str] | NamespaceCheck) -> Namespace:
+        """The namespace ``name``, created on first use (``"chat"`` means ``"/chat"``).
+
+        Given a compiled regular expression or a function ``fn(name, auth) ->
+        bool`` (plain or async), a parent namespace: a client connecting to
+        an unknown namespace that one of them accepts makes a child
+        namespace, with the parent's ``connection`` handlers and middleware
+        (see :mod:`minisio.dynamic`).
+        """
+        if not isinstance(name, str):
+            from .dynamic import ParentNamespace
+
+            parent = ParentNamespace(self, name, len(self._parents))
+            self._parents.append(parent)
+            return parent
+        if not name.startswith("/"):
+            name = "/" + name
+        if "," in name:
+            raise ValueError("a namespace name has no ','")
         nsp = self._namespaces.get(name)
         if nsp is None:
-            nsp = self._namespaces[name] = Namespace(self, name)
-            if self._serving:  # made while serving: its adapter starts now
-                _spawn(nsp.adapter.init())
+            for parent in self._parents:  # as in Node: a name a regex matches is its child
+                if parent.matches(name):
+                    return parent._create_child(name)
+            nsp = self._add_namespace(Namespace(self, name))
+        return nsp
+
+    def _add_namespace(self, nsp: Namespace) -> Namespace:
+        self._namespaces[nsp.name] = nsp
+        if self._serving:  # made while serving: its adapter starts now
+            _spawn(nsp.adapter.init())
         return nsp
 
     @overload
@@ -372,19 +515,44 @@ class Server:
         """Connect middleware of the main namespace."""
         return self.main.use(middleware)
 
-    def emit(self, event: str, *args: Any) -> None:
+    def emit(self, event: str, *args: Any) -> Emitted:
         """Send to every socket of the main namespace."""
-        self.main.emit(event, *args)
+        return self.main.emit(event, *args)
 
-    def to(self, *rooms: str) -> BroadcastOperator:
+    def send(self, *args: Any) -> Emitted:
+        """Emit the ``message`` event to every socket of the main namespace."""
+        return self.main.emit("message", *args)
+
+    def register_namespace(self, handlers: ClassNamespace) -> Namespace:
+        """Serve ``handlers.namespace`` with a class-based namespace's methods (python-socketio).
+
+        See :class:`~minisio.ClassNamespace`; returns the :class:`Namespace`.
+        """
+        return handlers._register(self)
+
+    def to(self, *rooms: RoomNames) -> BroadcastOperator:
         """The sockets of the main namespace in ``rooms`` (a socket id is a room)."""
         return self.main.to(*rooms)
 
     in_ = to
 
-    def except_(self, *rooms: str) -> BroadcastOperator:
+    def except_(self, *rooms: RoomNames) -> BroadcastOperator:
         """Every socket of the main namespace but those in ``rooms``."""
         return self.main.except_(*rooms)
+
+    @property
+    def volatile(self) -> BroadcastOperator:
+        """The main namespace, ``volatile`` (see :attr:`BroadcastOperator.volatile`)."""
+        return self.main.volatile
+
+    def compress(self, compress: bool) -> BroadcastOperator:
+        """The main namespace, ``compress(False)`` (see :meth:`BroadcastOperator.compress`)."""
+        return self.main.compress(compress)
+
+    @property
+    def local(self) -> BroadcastOperator:
+        """The main namespace on this node only (see :attr:`BroadcastOperator.local`)."""
+        return self.main.local
 
     def timeout(self, seconds: float) -> BroadcastOperator:
         """Every socket of the main namespace, for an ``emit_with_ack`` that waits ``seconds``."""
@@ -419,9 +587,54 @@ class Server:
         return await self.main.server_side_emit_with_ack(event, *args)
 
     @property
-    def sockets(self) -> dict[str, Socket]:
-        """Sockets of the main namespace, by id."""
-        return self.main.sockets
+    def sockets(self) -> Namespace:
+        """The main namespace, as in Node (``io.sockets.emit``, ``io.sockets.sockets``).
+
+        It also reads as the mapping of its sockets by id, as ``io.sockets``
+        did before: ``io.sockets[sid]``, ``sid in io.sockets``, ``len()``.
+        """
+        return self.main
+
+    # -- other threads, and python-socketio's task helpers --------------------
+    def call_soon_threadsafe(self, fn: Callable[..., Any], *args: Any) -> None:
+        """Run ``fn(*args)`` on the server's loop, from any thread, in call order.
+
+        Emits and room operations (``emit``, ``sockets_join``, ...) already do
+        this by themselves when called from another thread; this is for the
+        rest. Raises RuntimeError when the server is not serving.
+        """
+        loop = self._loop
+        if loop is None:
+            raise RuntimeError("the server is not serving: no loop to hand the call to")
+        if self._loop_thread == threading.get_ident():
+            fn(*args)
+        else:
+            loop.call_soon_threadsafe(fn, *args)
+
+    def run_coroutine_threadsafe(self, coro: Any) -> Any:
+        """Run a coroutine on the server's loop from another thread (``fetch_sockets()``,
+        ``emit_with_ack()``, ...): a ``concurrent.futures.Future`` of its result."""
+        if self._loop is None:
+            coro.close()
+            raise RuntimeError("the server is not serving: no loop to hand the call to")
+        return asyncio.run_coroutine_threadsafe(coro, self._loop)
+
+    def start_background_task(self, fn: Callable[..., Any], *args: Any) -> asyncio.Task[Any]:
+        """Run ``fn(*args)`` in the background (python-socketio's name): a coroutine
+        function as a task on the loop, a plain one in a thread (``asyncio.to_thread``).
+
+        Call it from the loop; the task is kept until it ends, and an exception
+        it raises is logged.
+        """
+        coro = fn(*args) if asyncio.iscoroutinefunction(fn) else asyncio.to_thread(fn, *args)
+        task = asyncio.ensure_future(coro)
+        _background.add(task)
+        task.add_done_callback(_background_done)
+        return task
+
+    async def sleep(self, seconds: float) -> None:
+        """``await io.sleep(s)``: ``asyncio.sleep`` (python-socketio's name)."""
+        await asyncio.sleep(seconds)
 
     # -- running -----------------------------------------------------------
     @contextlib.asynccontextmanager
@@ -437,35 +650,67 @@ class Server:
         """
         loop = asyncio.get_running_loop()
         self._serving = True
+        self._loop, self._loop_thread = loop, threading.get_ident()
+        self._stopped = loop.create_future()
         for nsp in list(self._namespaces.values()):
             await nsp.adapter.init()
         listener = await loop.create_server(lambda: HttpConnection(self), host, port)
+        self._listener = listener
         try:
             yield listener
         finally:
-            listener.close()
-            self.close()
-            for session in list(self._sessions.values()):
-                # A probe kept for its "5" (Session.close): nothing will come of it now.
-                session._drop_probe()
-            for conn in list(self._http):
-                conn.shut()
-            await wait_closing(self.close_timeout)
+            await self._shut()
             self._serving = False
+            self._loop = self._loop_thread = self._listener = None
             for nsp in list(self._namespaces.values()):
                 await nsp.adapter.close()
 
-    def close(self) -> None:
-        """Disconnect every session ("server shutting down")."""
+    def close(self) -> Awaitable[None]:
+        """Stop listening and disconnect every session ("server shutting down").
+
+        The sessions are told at once; ``await io.close()`` also waits for
+        their connections to close (as ``io.close()`` in Node). ``run()``
+        returns; a ``serve()`` block goes on until it ends. From another
+        thread, the close is handed to the server's loop.
+        """
+        loop = self._loop
+        if loop is not None and self._loop_thread != threading.get_ident():
+            loop.call_soon_threadsafe(self.close)
+            return _NOTHING
+        self._disconnect_all()
+        if self._listener is not None:
+            self._listener.close()
+        if self._stopped is not None and not self._stopped.done():
+            self._stopped.set_result(None)
+        if loop is None:
+            return _NOTHING  # not serving: nothing to wait for
+        task = asyncio.ensure_future(self._shut())
+        _background.add(task)
+        task.add_done_callback(_background.discard)
+        return task
+
+    def _disconnect_all(self) -> None:
         for session in list(self._sessions.values()):
             session.close("server shutting down", code=1001)
+
+    async def _shut(self) -> None:
+        if self._listener is not None:
+            self._listener.close()
+        self._disconnect_all()
+        for session in list(self._sessions.values()):
+            # A probe kept for its "5" (Session.close): nothing will come of it now.
+            session._drop_probe()
+        for conn in list(self._http):
+            conn.shut()
+        await wait_closing(self.close_timeout)
 
     def run(self, host: str = "127.0.0.1", port: int = 8000) -> None:
         """Serve until interrupted (blocking)."""
 
         async def main() -> None:
             async with self.serve(host, port):
-                await asyncio.Future()
+                assert self._stopped is not None
+                await self._stopped  # until close()
 
         with contextlib.suppress(KeyboardInterrupt):
             asyncio.run(main())

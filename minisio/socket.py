@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Callable, Set
 from dataclasses import dataclass
+from threading import get_ident
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from . import sio
-from .broadcast import BroadcastOperator, _check_event
+from .adapter import Flags
+from .broadcast import BroadcastOperator, FlaggedSocket, RoomNames, _check_event, room_names
 from .errors import AckTimeout, Disconnected
-from .handlers import Handler, ack_args, ack_result
+from .handlers import EMITTED, Emitted, Handler, ack_args, ack_result, refuse_callback_parameter
 
 if TYPE_CHECKING:
     from .engine import Session
@@ -52,12 +55,16 @@ class Socket:
 
     __slots__ = (
         "_acks",
+        "_any",
+        "_any_out",
         "_auth",
         "_conn",
         "_data",
         "_early_rooms",
         "_handlers",
         "_handshake",
+        "_uses",
+        "_uses_async",
         "connected",
         "id",
         "namespace",
@@ -75,6 +82,12 @@ class Socket:
         # Rooms joined by middleware, before the socket is in the adapter; None once accepted.
         self._early_rooms: set[str] | None = set()
         self._handlers: dict[str, tuple[Handler, ...]] = {}
+        # Catch-all listeners in and out, and packet middleware: None until used,
+        # so that the event path pays one test for each.
+        self._any: list[Handler] | None = None
+        self._any_out: list[Handler] | None = None
+        self._uses: list[Handler] | None = None
+        self._uses_async = False
         # Ack id -> what waits for the answer: a future (emit_with_ack) or a
         # callback (a broadcast with acks, whose one id all recipients share).
         self._acks: dict[int, asyncio.Future[Any] | Callable[[list[Any]], None]] | None = None
@@ -119,20 +132,191 @@ class Socket:
         them run, in order, and the first one registered answers the ack.
         ``"disconnect"`` handlers get the reason string; ``"disconnecting"``
         handlers run while the socket is still in its rooms (a coroutine
-        handler's body runs later, once it has left them).
+        handler's body runs later, once it has left them); ``"error"``
+        handlers get the exception a packet middleware (:meth:`use`) raised.
+
+        A handler whose last parameter is named ``callback``, ``cb``, ``ack``
+        or ``fn`` is refused with ``TypeError``: that is Node's ack function,
+        and here the return value answers the ack.
         """
 
         def register(fn: F) -> F:
-            self._handlers[event] = (*self._handlers.get(event, ()), Handler(fn))
+            self._listen(event, Handler(fn))
             return fn
 
         return register if handler is None else register(handler)
 
+    @overload
+    def once(self, event: str) -> Callable[[F], F]: ...
+    @overload
+    def once(self, event: str, handler: F) -> F: ...
+    def once(self, event: str, handler: F | None = None) -> Any:
+        """As :meth:`on`, for the next ``event`` only: the handler is removed before it runs."""
+
+        def register(fn: F) -> F:
+            self._listen(event, Handler(fn, once=True))
+            return fn
+
+        return register if handler is None else register(handler)
+
+    def event(self, handler: F) -> F:
+        """``@socket.event``: :meth:`on` for the event named as the function (python-socketio)."""
+        return self.on(handler.__name__, handler)
+
+    def off(self, event: str, handler: Callable[..., Any]) -> None:
+        """Remove ``handler`` from ``event``'s handlers (the last one added, if twice; as Node)."""
+        handlers = self._handlers.get(event, ())
+        for i in range(len(handlers) - 1, -1, -1):
+            if handlers[i].fn == handler:
+                self._set_handlers(event, handlers[:i] + handlers[i + 1 :])
+                return
+
+    def remove_all_listeners(self, event: str | None = None) -> None:
+        """Remove every handler of ``event``, or of every event (``disconnect`` included)."""
+        if event is None:
+            self._handlers = {}
+        else:
+            self._handlers.pop(event, None)
+
+    def listeners(self, event: str) -> list[Callable[..., Any]]:
+        """The handlers of ``event``, in the order they run (a copy)."""
+        return [handler.fn for handler in self._handlers.get(event, ())]
+
+    def _listen(self, event: str, handler: Handler) -> None:
+        if not isinstance(event, str):
+            raise TypeError("event name must be a str")
+        refuse_callback_parameter(handler, event)
+        self._handlers[event] = (*self._handlers.get(event, ()), handler)
+
+    def _drop(self, event: str, handler: Handler) -> None:
+        """Remove a ``once`` handler before it runs."""
+        self._set_handlers(
+            event, tuple(h for h in self._handlers.get(event, ()) if h is not handler)
+        )
+
+    def _set_handlers(self, event: str, handlers: tuple[Handler, ...]) -> None:
+        if handlers:
+            self._handlers[event] = handlers
+        else:
+            self._handlers.pop(event, None)
+
+    # -- catch-all listeners ---------------------------------------------
+    def on_any(self, listener: F) -> F:
+        """Call ``listener(event, *args)`` for every event the client sends (``onAny``).
+
+        Plain or coroutine; usable as a decorator. It runs before the packet
+        middleware (as in Node), so it also sees events a middleware drops;
+        binary arguments arrive as ``bytes``. Its return value answers nothing.
+        """
+        self._any = [*(self._any or ()), Handler(listener)]
+        return listener
+
+    def prepend_any(self, listener: F) -> F:
+        """As :meth:`on_any`, run before the catch-all listeners already there."""
+        self._any = [Handler(listener), *(self._any or ())]
+        return listener
+
+    def off_any(self, listener: Callable[..., Any] | None = None) -> None:
+        """Remove ``listener`` from the catch-all listeners, or all of them."""
+        self._any = _without(self._any, listener)
+
+    def listeners_any(self) -> list[Callable[..., Any]]:
+        """The catch-all listeners, in order (a copy)."""
+        return [handler.fn for handler in self._any or ()]
+
+    def on_any_outgoing(self, listener: F) -> F:
+        """Call ``listener(event, *args)`` for every event sent to this client (``onAnyOutgoing``).
+
+        Emits to this socket and broadcasts that reach it alike, before the
+        frames are written; acks are not included (as in Node). A socket
+        without such listeners costs a broadcast nothing.
+        """
+        self._watch_outgoing([*(self._any_out or ()), Handler(listener)])
+        return listener
+
+    def prepend_any_outgoing(self, listener: F) -> F:
+        """As :meth:`on_any_outgoing`, run before the ones already there."""
+        self._watch_outgoing([Handler(listener), *(self._any_out or ())])
+        return listener
+
+    def off_any_outgoing(self, listener: Callable[..., Any] | None = None) -> None:
+        """Remove ``listener`` from the outgoing catch-all listeners, or all of them."""
+        self._watch_outgoing(_without(self._any_out, listener))
+
+    def listeners_any_outgoing(self) -> list[Callable[..., Any]]:
+        """The outgoing catch-all listeners, in order (a copy)."""
+        return [handler.fn for handler in self._any_out or ()]
+
+    def _watch_outgoing(self, listeners: list[Handler] | None) -> None:
+        # The namespace keeps the sockets that have some, so that a broadcast
+        # asks one question, not one per recipient.
+        self._any_out = listeners or None
+        if self._any_out is not None and self.connected:  # else: when accepted (Namespace._add)
+            self.namespace._outgoing.add(self)
+        else:
+            self.namespace._outgoing.discard(self)
+
+    # -- packet middleware -----------------------------------------------
+    def use(self, middleware: F) -> F:
+        """Run ``middleware(event, args)`` on every event from the client, before its handlers.
+
+        Plain or coroutine, run in the order added; ``args`` is the list the
+        handlers will get, which a middleware may change in place. Raising
+        drops the packet and passes the exception to the socket's ``"error"``
+        handlers (Node's ``next(err)``); the connection stays open.
+        """
+        handler = Handler(middleware)
+        if handler.min_args > 2 or (handler.max_args is not None and handler.max_args < 2):
+            raise TypeError("packet middleware is called as fn(event, args)")
+        if handler.last_param == "next":
+            raise TypeError(
+                "packet middleware is called as fn(event, args), with no next(): "
+                "return to let the packet through, raise to drop it"
+            )
+        self._uses = [*(self._uses or ()), handler]
+        self._uses_async = self._uses_async or handler.is_async
+        return middleware
+
     # -- sending ---------------------------------------------------------
-    def emit(self, event: str, *args: Any) -> None:
-        """Send an event to this socket only."""
+    def emit(self, event: str, *args: Any, callback: Callable[..., Any] | None = None) -> Emitted:
+        """Send an event to this socket only.
+
+        ``callback`` asks the client for an ack and is called with the ack's
+        arguments when it comes (plain or coroutine; never, if the client does
+        not answer). ``await socket.emit_with_ack(...)`` is the same, awaited.
+        From another thread, the emit is handed to the server's loop.
+        """
         _check_event(event)
-        self._send(sio.Packet(sio.PacketType.EVENT, [event, *args], self.namespace.name))
+        server = self.namespace.server
+        if server._loop_thread != get_ident() and server._loop is not None:
+            emit = functools.partial(self.emit, event, *args, callback=callback)
+            server._loop.call_soon_threadsafe(emit)
+            return EMITTED
+        packet = sio.Packet(sio.PacketType.EVENT, [event, *args], self.namespace.name)
+        if callback is not None:
+            if not self.connected:
+                return EMITTED
+            answer = Handler(callback)
+            packet.id = self.namespace._next_ack_id()
+            self._expect_ack(packet.id, lambda data: self._run(answer, event, data, None))
+        if self._any_out is not None:
+            self._sent(packet.data)
+        self._send(packet)
+        return EMITTED
+
+    def send(self, *args: Any, callback: Callable[..., Any] | None = None) -> Emitted:
+        """Emit the ``message`` event (``socket.send()`` in Node and python-socketio)."""
+        return self.emit("message", *args, callback=callback)
+
+    def timeout(self, seconds: float) -> None:
+        """Not here: ``await socket.emit_with_ack(event, *args, timeout=seconds)`` is the one way.
+
+        Raises ``TypeError`` saying so, for Node's ``socket.timeout(ms).emitWithAck()``.
+        """
+        raise TypeError(
+            "a single socket's ack timeout is a keyword: "
+            f"await socket.emit_with_ack(event, *args, timeout={seconds!r}) (in seconds)"
+        )
 
     async def emit_with_ack(self, event: str, *args: Any, timeout: float | None = None) -> Any:
         """Send an event and wait for the client's ack.
@@ -149,7 +333,10 @@ class Socket:
         if self._acks is None:
             self._acks = {}
         self._acks[ack_id] = future
-        self._send(sio.Packet(sio.PacketType.EVENT, [event, *args], self.namespace.name, ack_id))
+        packet = sio.Packet(sio.PacketType.EVENT, [event, *args], self.namespace.name, ack_id)
+        if self._any_out is not None:
+            self._sent(packet.data)
+        self._send(packet)
         try:
             async with asyncio.timeout(timeout):
                 return await future
@@ -164,15 +351,25 @@ class Socket:
         """Everyone in the namespace except this socket."""
         return BroadcastOperator(self.namespace, frozenset(), frozenset((self.id,)))
 
-    def to(self, *rooms: str) -> BroadcastOperator:
+    def to(self, *rooms: RoomNames) -> BroadcastOperator:
         """The sockets in ``rooms``, except this one (as ``socket.to()`` in Node)."""
-        return BroadcastOperator(self.namespace, frozenset(rooms), frozenset((self.id,)))
+        return BroadcastOperator(self.namespace, room_names(rooms), frozenset((self.id,)))
 
     in_ = to
 
-    def except_(self, *rooms: str) -> BroadcastOperator:
+    def except_(self, *rooms: RoomNames) -> BroadcastOperator:
         """Everyone but this socket and the sockets in ``rooms``."""
-        return BroadcastOperator(self.namespace, frozenset(), frozenset((self.id, *rooms)))
+        return BroadcastOperator(self.namespace, frozenset(), room_names(rooms) | {self.id})
+
+    @property
+    def volatile(self) -> FlaggedSocket:
+        """``socket.volatile.emit(...)``: dropped if this client is not ready for it
+        (see :attr:`BroadcastOperator.volatile`); also ``.broadcast``, ``.to()``."""
+        return FlaggedSocket(self, Flags(volatile=True))
+
+    def compress(self, compress: bool) -> FlaggedSocket:
+        """``socket.compress(False).emit(...)``: see :meth:`BroadcastOperator.compress`."""
+        return FlaggedSocket(self, Flags(compress=bool(compress)))
 
     # -- rooms -----------------------------------------------------------
     @property
@@ -182,15 +379,14 @@ class Socket:
             return frozenset(self._early_rooms)
         return frozenset(self.namespace.adapter.socket_rooms(self.id))
 
-    def join(self, *rooms: str) -> None:
-        """Join ``rooms``; in middleware, they are joined once the connection is accepted."""
-        for room in rooms:
-            if not isinstance(room, str):
-                raise TypeError("room names are str")
+    def join(self, *rooms: RoomNames) -> None:
+        """Join ``rooms`` (names, or lists of names); in middleware, they are joined
+        once the connection is accepted."""
+        names = room_names(rooms)
         if self.connected:
-            self.namespace.adapter.add_all(self.id, rooms)
+            self.namespace.adapter.add_all(self.id, names)
         elif self._early_rooms is not None:  # in middleware: joined when accepted, as in Node
-            self._early_rooms.update(rooms)
+            self._early_rooms.update(names)
 
     def leave(self, room: str) -> None:
         """Leave ``room`` (leaving the room named by the socket's own id is allowed)."""
@@ -220,13 +416,78 @@ class Socket:
         self._conn.send(sio.encode(packet))
 
     def _on_event(self, data: list[Any], ack_id: int | None) -> None:
+        # As Node's onevent() and dispatch(): catch-all listeners, then the
+        # packet middleware, then the handlers.
+        if self._any is not None:
+            self._notify(self._any, data)
+        if self._uses is not None:
+            self._filter(data[0], data[1:], ack_id)
+            return
         handlers = self._handlers.get(data[0])
         if handlers is None:
             return
-        args = data[1:]
+        self._dispatch(handlers, data[0], data[1:], ack_id)
+
+    def _dispatch(
+        self, handlers: tuple[Handler, ...], event: str, args: list[Any], ack_id: int | None
+    ) -> None:
+        if event == "error":
+            return  # "error" handlers get middleware errors, not what a client names so
         for handler in handlers:
-            self._run(handler, data[0], args, ack_id)
+            if handler.once:
+                self._drop(event, handler)
+            self._run(handler, event, args, ack_id)
             ack_id = None  # the first handler answers the ack
+
+    def _filter(self, event: str, args: list[Any], ack_id: int | None) -> None:
+        """Run the packet middleware, then the handlers unless one raised."""
+        assert self._uses is not None
+        if self._uses_async:
+            self._conn.spawn(self._filter_async(event, args, ack_id))
+            return
+        try:
+            for middleware in self._uses:
+                middleware.fn(event, args)
+        except Exception as exc:
+            self._refused(event, exc)
+            return
+        handlers = self._handlers.get(event)
+        if handlers is not None:
+            self._dispatch(handlers, event, args, ack_id)
+
+    async def _filter_async(self, event: str, args: list[Any], ack_id: int | None) -> None:
+        try:
+            for middleware in self._uses or ():
+                result = middleware.fn(event, args)
+                if middleware.is_async:
+                    await result
+        except Exception as exc:
+            self._refused(event, exc)
+            return
+        handlers = self._handlers.get(event)
+        if handlers is not None and self.connected:  # as Node: not after a disconnect
+            self._dispatch(handlers, event, args, ack_id)
+
+    def _refused(self, event: str, exc: Exception) -> None:
+        if "error" in self._handlers:
+            self._call("error", exc)
+        else:
+            logger.warning(
+                "event %r of socket %s dropped by its middleware (no 'error' handler)",
+                event,
+                self.id,
+                exc_info=exc,
+            )
+
+    def _notify(self, listeners: list[Handler], data: list[Any]) -> None:
+        """Call catch-all listeners with ``event, *args``; they answer no ack."""
+        for listener in listeners:
+            self._run(listener, data[0], data, None)
+
+    def _sent(self, data: list[Any]) -> None:
+        """An event is about to be written to this socket: tell the outgoing listeners."""
+        if self._any_out is not None:
+            self._notify(self._any_out, data)
 
     def _run(self, handler: Handler, event: str, args: list[Any], ack_id: int | None) -> None:
         args = handler.fit(args)
@@ -282,8 +543,10 @@ class Socket:
             self._acks.pop(ack_id, None)
 
     def _call(self, event: str, *args: Any) -> None:
-        """Run the lifecycle handlers ("disconnect", "disconnecting")."""
+        """Run the lifecycle handlers ("disconnect", "disconnecting", "error")."""
         for handler in self._handlers.get(event, ()):
+            if handler.once:
+                self._drop(event, handler)
             self._run(handler, event, list(args), None)
 
     def _onclose(self, reason: str) -> None:
@@ -292,6 +555,7 @@ class Socket:
         self._call("disconnecting", reason)
         self.connected = False
         self.namespace._remove(self)
+        self.namespace._outgoing.discard(self)
         acks, self._acks = self._acks, None
         for waiting in (acks or {}).values():
             if isinstance(waiting, asyncio.Future) and not waiting.done():
@@ -301,3 +565,16 @@ class Socket:
         # socket and what it holds (auth, data) go now, not at the next
         # garbage collection. A socket that has left gets no more events.
         self._handlers = {}
+        self._any = self._any_out = self._uses = None
+
+
+def _without(
+    listeners: list[Handler] | None, fn: Callable[..., Any] | None
+) -> list[Handler] | None:
+    """``listeners`` less the first one that calls ``fn`` (all of them when ``fn`` is None)."""
+    if fn is None or not listeners:
+        return None
+    for i, handler in enumerate(listeners):
+        if handler.fn == fn:
+            return listeners[:i] + listeners[i + 1 :] or None
+    return listeners

@@ -247,6 +247,16 @@ class WebSocket(Connection):
         if session is not None and transport.get_write_buffer_size() > session.server.max_buffer:
             session._overflow()
 
+    def write_uncompressed(self, wire: bytes) -> None:
+        """Write frames as built even if permessage-deflate is on (``compress(False)``)."""
+        if self.protocol.state is not OPEN:
+            return
+        transport = self.transport
+        transport.write(wire)
+        session = self.session
+        if session is not None and transport.get_write_buffer_size() > session.server.max_buffer:
+            session._overflow()
+
     def write_binary(self, data: bytes) -> None:
         """Send one binary frame (an attachment moved over from polling at the upgrade)."""
         if self.protocol.state is not OPEN:
