@@ -146,6 +146,8 @@ class RedisLink:
         self._tasks: list[asyncio.Task[None]] = []
         self._users = 0
         self._subscribed = asyncio.Event()
+        self._pubsub: Any = None  # the reader's live subscription connection
+        self._unconfirmed = 0  # (P)SUBSCRIBEs sent and not yet confirmed
         self._bad = _Limiter()
         self._lost = _Limiter()
 
@@ -160,8 +162,17 @@ class RedisLink:
                 asyncio.ensure_future(self._publisher()),
                 asyncio.ensure_future(self._reader()),
             ]
-        else:
-            self._restart_reader()  # subscribe to the new namespace's channels too
+        elif self._pubsub is not None:
+            # Subscribe on the live connection: restarting the reader would
+            # leave every namespace unsubscribed for a moment (messages lost).
+            pubsub = self._pubsub
+            self._unconfirmed += 1 + len(adapter.request_channels)
+            self._subscribed.clear()
+            try:
+                await pubsub.psubscribe(adapter.channel + "*")
+                await pubsub.subscribe(*adapter.request_channels)
+            except (RedisError, OSError):
+                pass  # the reader notices too, and subscribes to everything again
         try:
             async with asyncio.timeout(self.requests_timeout):
                 await self._subscribed.wait()
@@ -188,12 +199,6 @@ class RedisLink:
         self._tasks = []
         client, self.client = self.client, None
         await client.aclose()
-
-    def _restart_reader(self) -> None:
-        if len(self._tasks) == 2:
-            self._subscribed.clear()  # start() waits for the new reader's subscriptions
-            self._tasks[1].cancel()
-            self._tasks[1] = asyncio.ensure_future(self._reader())
 
     # -- publishing ------------------------------------------------------------
     def publish(self, channel: str, data: bytes) -> None:
@@ -242,24 +247,26 @@ class RedisLink:
             try:
                 patterns = [a.channel + "*" for a in self.adapters.values()]
                 channels = [c for a in self.adapters.values() for c in a.request_channels]
+                # Subscribed once Redis confirmed every (P)SUBSCRIBE, not once they were sent.
+                self._unconfirmed = len(patterns) + len(channels)
                 if patterns:
                     await pubsub.psubscribe(*patterns)
                     await pubsub.subscribe(*channels)
-                # Subscribed once Redis confirmed every (P)SUBSCRIBE, not once they were sent.
-                unconfirmed = len(patterns) + len(channels)
+                self._pubsub = pubsub
                 if lost:
                     logger.warning("Redis at %s reachable again; subscribed again", self.url)
                 lost = False
                 backoff = 0.1
-                if not unconfirmed:
+                if not self._unconfirmed:
                     self._subscribed.set()
                 async for message in pubsub.listen():
-                    if unconfirmed and message.get("type") in _CONFIRMATIONS:
-                        unconfirmed -= 1
-                        if not unconfirmed:
+                    if self._unconfirmed and message.get("type") in _CONFIRMATIONS:
+                        self._unconfirmed -= 1
+                        if not self._unconfirmed:
                             self._subscribed.set()
                     self._dispatch(message)
             except (RedisError, OSError) as exc:
+                self._pubsub = None
                 if not lost:
                     logger.warning("Redis at %s lost: %s; local delivery goes on", self.url, exc)
                 lost = True
@@ -267,6 +274,7 @@ class RedisLink:
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 2.0)
             finally:
+                self._pubsub = None
                 with contextlib.suppress(RedisError, OSError):
                     await pubsub.aclose()  # type: ignore[no-untyped-call]
 

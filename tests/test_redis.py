@@ -363,3 +363,29 @@ async def test_a_node_whose_redis_is_unreachable_serves_locally(
             await io.fetch_sockets()
     assert any("not reachable" in r.message for r in caplog.records)
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+async def test_a_namespace_made_while_serving_loses_no_message_of_the_others(
+    redis_url: str,
+) -> None:
+    async with (
+        nodes(redis_url, "a", "b") as ((a, _), (b, addr_b)),
+        raw_client(addr_b) as cb,
+    ):
+        await cb.join()
+        for i in range(200):
+            a.emit("n", i)
+            if i == 100:
+                late = b.of("/late")  # its channels are subscribed while the others flow
+                await asyncio.sleep(0)
+        for i in range(200):
+            await cb.expect(f'42["n",{i}]')
+        await eventually(lambda: redis_command_numsub(redis_url, "socket.io-request#/late#") == 1)
+        assert late.adapter is not None
+
+
+def redis_command_numsub(url: str, channel: str) -> int:
+    from .conftest import redis_command
+
+    port = int(url.rsplit(":", 1)[1])
+    return int(redis_command(port, "PUBSUB", "NUMSUB", channel)[1])
