@@ -13,6 +13,7 @@ from .errors import (
     MinisioError,
     ProtocolError,
 )
+from .request import HttpRequest, RequestHeaders
 from .server import Namespace, Server
 from .socket import Handshake, Socket
 
@@ -24,9 +25,11 @@ __all__ = [
     "ConnectionRefused",
     "Disconnected",
     "Handshake",
+    "HttpRequest",
     "MinisioError",
     "Namespace",
     "ProtocolError",
+    "RequestHeaders",
     "Server",
     "Socket",
 ]

@@ -29,6 +29,7 @@ from urllib.parse import parse_qsl, urlsplit
 from . import eio, sio
 from .errors import ConnectionRefused, ProtocolError
 from .polling import Polling, payload_item
+from .request import HttpRequest
 from .trace import trace_in, trace_out
 from .websocket import BINARY, TEXT, WebSocket, ws_frame
 
@@ -116,13 +117,18 @@ class Session:
     )
 
     def __init__(
-        self, server: Server, transport: WebSocket | Polling, request: Request, address: str
+        self,
+        server: Server,
+        transport: WebSocket | Polling,
+        request: Request,
+        address: str,
+        sid: str | None = None,
     ) -> None:
         self.server = server
         self.transport = transport
         self.request = request
         self.address = address
-        self.sid = new_id()
+        self.sid = new_id() if sid is None else sid
         self.started = time.time()
         self.decoder = sio.Decoder(
             max_attachments=server.max_attachments,
@@ -566,6 +572,20 @@ class Session:
             time=time.strftime("%a %b %d %Y %H:%M:%S GMT+0000", time.gmtime(now)),
             issued=int(now * 1000),
             url=url,
+            secure=self.http_request().secure,
+            # Node's: "xdomain: whether the connection is cross-domain", i.e. has an Origin.
+            xdomain="origin" in headers,
+        )
+
+    def http_request(self) -> HttpRequest:
+        """The request that opened this session, read-only (``socket.request``)."""
+        request = self.request
+        return HttpRequest.of(
+            getattr(request, "method", "GET"),  # websockets' Request has none: a GET
+            request.path,
+            request.headers.raw_items(),
+            self.address,
+            self.server.trust_proxy,
         )
 
     # -- sending ---------------------------------------------------------

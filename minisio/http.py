@@ -16,22 +16,35 @@ Engine.IO's refusals are those of the reference server
 (packages/engine.io/lib/server.ts, ``verify()``): HTTP 400 (403 for
 "Forbidden") with ``{"code":N,"message":"..."}``. Every response says
 ``Connection: close`` when the connection ends after it.
+
+The server's HTTP hooks run here, once per request or handshake and never
+per WebSocket frame: ``allow_request`` before a handshake's open packet or
+101 (Node's ``allowRequest``: refused with 403 code 4), ``handshake_headers``
+and ``response_headers`` (Node's ``initial_headers`` and ``headers`` events),
+``connection_error`` for every Engine.IO refusal, and ``generate_id``. They
+see a read-only :class:`~minisio.request.HttpRequest`, made only when a hook
+asks for it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
-from typing import TYPE_CHECKING, cast
+import re
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import parse_qs, urlsplit
 
 import orjson
 
 from . import files, http11
 from .engine import Session
+from .errors import ConnectionRefused
 from .files import Reply
 from .http11 import Headers, HttpError, Request, RequestReader
 from .polling import Polling
+from .request import HttpRequest, forwarded
 from .websocket import WebSocket, accept
 
 if TYPE_CHECKING:
@@ -57,6 +70,11 @@ _MAX_PIPELINED = 64 * 1024
 _CORS_METHODS = "GET,HEAD,PUT,PATCH,POST,DELETE"
 _POLL_HEADERS = [("Content-Type", "text/plain; charset=UTF-8"), ("Cache-Control", "no-store")]
 _OK_HEADERS = [("Content-Type", "text/html"), ("Cache-Control", "no-store")]
+# What generate_id may return: a sid travels in query strings unescaped.
+_SAFE_ID = re.compile(r"[A-Za-z0-9._~-]{1,128}")
+_HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+# Hooks' coroutines under way (async allow_request, connection_error), kept referenced.
+_hook_tasks: set[asyncio.Future[Any]] = set()
 
 
 def engine_error(error: tuple[int, str]) -> Reply:
@@ -78,7 +96,9 @@ class HttpConnection(asyncio.Protocol):
         self.request: Request | None = None  # being read, or waiting for its answer
         self.limit = 0  # bytes of body the current request may have
         self.polling: Polling | None = None  # the transport this request is an exchange of
-        self.cors: list[tuple[str, str]] = []  # CORS headers of the current answer
+        self.extra: list[tuple[str, str]] = []  # CORS and hook headers of the current answer
+        self._view: tuple[Request, HttpRequest] | None = None  # the hooks' view of it
+        self._deciding: asyncio.Future[None] | None = None  # an async allow_request under way
         self.closed = False  # closed, or handed over to websockets
         self._timer: asyncio.TimerHandle | None = None
         self._deadline: float | None = None  # loop time the current request must be in by
@@ -133,6 +153,8 @@ class HttpConnection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.server._http.discard(self)
         self._stop_timer()
+        if self._deciding is not None:  # nobody is left to answer
+            self._deciding.cancel()
         if self.closed and self.transport is None:
             return  # handed over to a WebSocket
         self.closed = True
@@ -241,7 +263,7 @@ class HttpConnection(asyncio.Protocol):
         self._cancel_timer()
         polling = self.polling
         if polling is None or polling.session is None:  # the session ended meanwhile
-            self._respond(engine_error(UNKNOWN_SID))
+            self._refuse(request, UNKNOWN_SID)
             return
         polling.post(self, request.body)
 
@@ -252,53 +274,180 @@ class HttpConnection(asyncio.Protocol):
         transport = params.get("transport")
         found, repeated = _engine_headers(request.headers)
         upgrade = found.get("upgrade", "").lower() == "websocket"
-        if request.method == "OPTIONS" and server.cors_allowed_origins is not None:
+        if request.method == "OPTIONS" and server._cors_headers:
             self._preflight(request)
             return
         # Checked in the order of the reference server's verify().
         if transport not in server.transports:
-            self._respond(engine_error(UNKNOWN_TRANSPORT))
+            self._refuse(request, UNKNOWN_TRANSPORT)
             return
         if repeated:
-            self._respond(engine_error(BAD_REQUEST))
+            self._refuse(request, BAD_REQUEST)
             return
         origin = found.get("origin")
-        if not server._origin_allowed(origin, found.get("host")):
+        if not _origin_allowed(server, origin, found.get("host"), request.headers):
             logger.warning("refused origin %r", origin)
-            self._respond(engine_error(FORBIDDEN))
+            self._refuse(request, FORBIDDEN)
             return
-        if origin is not None and server.cors_allowed_origins is not None:
-            self.cors = [("Access-Control-Allow-Origin", origin), ("Vary", "Origin")]
+        if origin is not None and server._cors_headers:
+            self.extra = [("Access-Control-Allow-Origin", origin), ("Vary", "Origin")]
             if server.cors_credentials:
-                self.cors.append(("Access-Control-Allow-Credentials", "true"))
+                self.extra.append(("Access-Control-Allow-Credentials", "true"))
         sid = params.get("sid")
         if sid is not None:
             self._with_sid(request, sid, transport, upgrade)
             return
         if request.method != "GET":
-            self._respond(engine_error(BAD_HANDSHAKE_METHOD))
+            self._refuse(request, BAD_HANDSHAKE_METHOD)
         elif request.has_body or (transport == "websocket") != upgrade:
-            self._respond(engine_error(BAD_REQUEST), close=True)
+            self._refuse(request, BAD_REQUEST, close=True)
         elif params.get("EIO") != "4":
-            self._respond(engine_error(UNSUPPORTED_VERSION))
-        elif len(server._sessions) >= server.max_connections:
+            self._refuse(request, UNSUPPORTED_VERSION)
+        elif server.allow_request is not None:
+            self._ask(request, transport)
+        else:
+            self._handshake(request, transport)
+
+    def _ask(self, request: Request, transport: str) -> None:
+        """Ask ``allow_request``; a coroutine's answer is acted on when it comes.
+
+        Meanwhile the request is pending as a held GET is: pipelined requests
+        wait, and ``handshake_timeout`` still bounds it.
+        """
+        assert self.server.allow_request is not None
+        try:
+            result = self.server.allow_request(self._request_view(request))
+        except Exception as exc:
+            result = exc
+        if inspect.isawaitable(result):
+            self._deciding = asyncio.ensure_future(self._await_answer(request, transport, result))
+            _keep(self._deciding)
+        else:
+            self._answered(request, transport, result)
+
+    async def _await_answer(self, request: Request, transport: str, pending: Any) -> None:
+        try:
+            result = await pending
+        except Exception as exc:
+            result = exc
+        finally:
+            self._deciding = None
+        if self.closed or self.request is not request:
+            return  # the client left, or ran out of time, meanwhile
+        if self._last:  # the server stopped meanwhile: no new session
+            self._close()
+            return
+        self._answered(request, transport, result)
+
+    def _answered(self, request: Request, transport: str, result: Any) -> None:
+        """``allow_request``'s answer: as Node's ``callback(err, success)``, 403 code 4."""
+        if isinstance(result, ConnectionRefused):
+            message = result.message
+        elif isinstance(result, BaseException):
+            logger.error("allow_request failed: refused", exc_info=result)
+            message = FORBIDDEN[1]
+        elif isinstance(result, str):
+            message = result or FORBIDDEN[1]
+        elif result:
+            self._handshake(request, transport)
+            return
+        else:
+            message = FORBIDDEN[1]
+        self._refuse(request, FORBIDDEN, message)
+
+    def _handshake(self, request: Request, transport: str) -> None:
+        """A new session: the open packet over polling, or the 101 of a WebSocket."""
+        server = self.server
+        if len(server._sessions) >= server.max_connections:
             logger.warning("refused a connection: max_connections reached")
             self._respond(files.text(503, "Too many connections\n"))
-        elif transport == "websocket":
-            ws = self._hand_over(request)
+            return
+        sid = None
+        if server.generate_id is not None:
+            sid = self._generate_id(request)
+            if sid is None:
+                self._refuse(request, BAD_REQUEST)
+                return
+        headers = self._hook_headers(request, initial=True)
+        if transport == "websocket":
+            ws = self._hand_over(request, headers)
             if ws is not None and ws.request is not None:
-                session = Session(server, ws, ws.request, self.address)
+                session = Session(server, ws, ws.request, self.address, sid)
                 session.open(())
                 ws.start(session)
         else:
+            self.extra += headers
             polling = Polling()
-            session = Session(server, polling, _trimmed(request), self.address)
+            session = Session(server, polling, _trimmed(request), self.address, sid)
             polling.session = session
             upgrades = ("websocket",) if server._can_upgrade else ()
             session.open(upgrades)
             self._cancel_timer()
             self.polling = polling
             polling.get(self)
+
+    def _generate_id(self, request: Request) -> str | None:
+        """The application's session id, or None (logged) if it is not a new URL-safe string."""
+        server = self.server
+        assert server.generate_id is not None
+        try:
+            sid = server.generate_id(self._request_view(request))
+        except Exception:
+            logger.exception("generate_id failed")
+            return None
+        if not isinstance(sid, str) or not _SAFE_ID.fullmatch(sid) or sid in server._sessions:
+            logger.error("generate_id returned %r: not a new id of URL-safe characters", sid)
+            return None
+        return sid
+
+    def _hook_headers(self, request: Request, *, initial: bool) -> list[tuple[str, str]]:
+        """What ``handshake_headers`` (``initial``) and ``response_headers`` add."""
+        server = self.server
+        hooks = (server.handshake_headers if initial else None, server.response_headers)
+        out: list[tuple[str, str]] = []
+        for hook in hooks:
+            if hook is None:
+                continue
+            try:
+                out += _checked_headers(hook(self._request_view(request)))
+            except Exception:
+                logger.exception("a header hook failed: its headers are left out")
+        return out
+
+    def _request_view(self, request: Request) -> HttpRequest:
+        """The hooks' read-only view of ``request``, made once per request."""
+        view = self._view
+        if view is None or view[0] is not request:
+            made = HttpRequest.of(
+                request.method,
+                request.target,
+                request.headers.raw_items(),
+                self.address,
+                self.server.trust_proxy,
+            )
+            view = self._view = (request, made)
+        return view[1]
+
+    def _refuse(
+        self,
+        request: Request,
+        error: tuple[int, str],
+        message: str | None = None,
+        *,
+        close: bool = False,
+    ) -> None:
+        """An Engine.IO error response, told to ``connection_error`` first."""
+        code, default = error
+        message = default if message is None else message
+        hook = self.server.connection_error
+        if hook is not None:
+            try:
+                result = hook(self._request_view(request), code, message)
+                if inspect.isawaitable(result):
+                    _keep(asyncio.ensure_future(_logged(result)))
+            except Exception:
+                logger.exception("connection_error hook failed")
+        self._respond(engine_error((code, message)), close=close)
 
     def _with_sid(self, request: Request, sid: str, transport: str, upgrade: bool) -> None:
         """A request of an existing session: a poll, a POST, or an upgrade."""
@@ -308,13 +457,13 @@ class HttpConnection(asyncio.Protocol):
         # A closed session still owes its last payload (the close packet) to a GET.
         owed = isinstance(current, Polling) and current.closing and request.method == "GET"
         if session is None or current is None or (session.closed and not owed):
-            self._respond(engine_error(UNKNOWN_SID))
+            self._refuse(request, UNKNOWN_SID)
             return
         if upgrade and transport == "websocket":
             if request.has_body:
-                self._respond(engine_error(BAD_REQUEST), close=True)
+                self._refuse(request, BAD_REQUEST, close=True)
                 return
-            ws = self._hand_over(request)
+            ws = self._hand_over(request, self._hook_headers(request, initial=False))
             if ws is None:
                 return
             if (
@@ -331,19 +480,21 @@ class HttpConnection(asyncio.Protocol):
             return
         if upgrade or transport != current.name:
             # "TRANSPORT_MISMATCH": e.g. polling after the session upgraded.
-            self._respond(engine_error(BAD_REQUEST))
+            self._refuse(request, BAD_REQUEST)
             return
         assert isinstance(current, Polling)
         if request.method == "GET":
             if request.has_body:
-                self._respond(engine_error(BAD_REQUEST), close=True)
+                self._refuse(request, BAD_REQUEST, close=True)
                 return
+            if server.response_headers is not None:
+                self.extra += self._hook_headers(request, initial=False)
             self._cancel_timer()
             self.polling = current
             current.get(self)
         elif request.method == "POST":
             if request.length == 0:
-                self._respond(engine_error(BAD_REQUEST))
+                self._refuse(request, BAD_REQUEST)
                 return
             content_type = (request.headers.get("Content-Type") or "").lower()
             if content_type.startswith("application/octet-stream"):
@@ -354,6 +505,8 @@ class HttpConnection(asyncio.Protocol):
                 return
             if not current.begin_post(self):
                 return
+            if server.response_headers is not None:
+                self.extra += self._hook_headers(request, initial=False)
             self.polling = current
             self.limit = server.max_payload
             self._reading_body = True
@@ -364,8 +517,8 @@ class HttpConnection(asyncio.Protocol):
         """``OPTIONS``: a CORS preflight (204), or 403 for an origin not allowed."""
         headers = request.headers
         origin = headers.get("Origin")
-        if origin is None or not self.server._origin_allowed(origin, headers.get("Host")):
-            self._respond(engine_error(FORBIDDEN))
+        if origin is None or not _origin_allowed(self.server, origin, headers.get("Host"), headers):
+            self._refuse(request, FORBIDDEN)
             return
         reply = [("Access-Control-Allow-Origin", origin)]
         if self.server.cors_credentials:
@@ -379,15 +532,15 @@ class HttpConnection(asyncio.Protocol):
             reply.append(("Vary", "Origin"))
         self._respond((204, reply, b""))
 
-    def _hand_over(self, request: Request) -> WebSocket | None:
-        """Give the TCP connection to websockets for this upgrade request."""
+    def _hand_over(self, request: Request, headers: list[tuple[str, str]]) -> WebSocket | None:
+        """Give the TCP connection to websockets for this upgrade; ``headers`` go on the 101."""
         transport = self.transport
         assert transport is not None
         self._stop_timer()
         self.closed = True
         self.transport = None  # this protocol is done with it
         self.server._http.discard(self)
-        return accept(self.server, transport, request, self.reader.take_rest())
+        return accept(self.server, transport, request, self.reader.take_rest(), headers)
 
     # -- writing answers -----------------------------------------------------
     def _respond(self, reply: Reply, *, close: bool = False) -> None:
@@ -399,7 +552,7 @@ class HttpConnection(asyncio.Protocol):
         # A body left unread would be taken for the next request: close instead.
         keep = not close and request is not None and request.keep_alive and self._body_done
         keep = keep and not (self._eof and not self.reader.buffered) and not self._last
-        out = [*headers, *self.cors]
+        out = [*headers, *self.extra]
         if not keep:
             out.append(("Connection", "close"))
         elif request is not None and request.version == "HTTP/1.0":
@@ -407,7 +560,8 @@ class HttpConnection(asyncio.Protocol):
         head_only = request is not None and request.method == "HEAD"
         transport.write(http11.response(status, out, body, head_only=head_only))
         self.request = None
-        self.cors = []
+        self.extra = []
+        self._view = None
         self.limit = 0
         if not keep:
             self._close()
@@ -487,6 +641,60 @@ class HttpConnection(asyncio.Protocol):
         if polling is not None:
             polling.lost(self)  # a POST whose body trickles in: its session ends too
         self._close()
+
+
+def _origin_allowed(server: Server, origin: str | None, host: str | None, headers: Headers) -> bool:
+    """Whether ``origin`` may connect, by ``cors_allowed_origins`` (see Server)."""
+    allowed = server.cors_allowed_origins
+    if origin is None or allowed == "*" or allowed == []:
+        return True
+    if callable(allowed):
+        try:
+            return bool(allowed(origin))
+        except Exception:
+            logger.exception("cors_allowed_origins(%r) failed: refused", origin)
+            return False
+    if allowed is not None:
+        return origin in allowed
+    # Same origin: the Host the client asked for, or what a trusted proxy was asked for.
+    scheme = None
+    if server.trust_proxy:
+        host = forwarded(headers.get("X-Forwarded-Host")) or host
+        scheme = forwarded(headers.get("X-Forwarded-Proto"))
+    try:
+        url = urlsplit(origin)
+    except ValueError:  # "http://[": malformed, so not the same origin
+        return False
+    if scheme is not None and url.scheme.lower() != scheme.lower():
+        return False
+    return host is not None and url.netloc == host
+
+
+def _checked_headers(result: Any) -> list[tuple[str, str]]:
+    """A header hook's result as pairs; a name or value that could split the head is refused."""
+    if result is None:
+        return []
+    items = result.items() if isinstance(result, Mapping) else result
+    out = []
+    for name, value in items:
+        name, value = str(name), str(value)
+        if not _HEADER_NAME.fullmatch(name) or any(c in value for c in "\r\n\0"):
+            raise ValueError(f"invalid header {name!r}: {value!r}")
+        value.encode("latin-1")  # what the head is written in
+        out.append((name, value))
+    return out
+
+
+def _keep(task: asyncio.Future[Any]) -> None:
+    _hook_tasks.add(task)
+    task.add_done_callback(_hook_tasks.discard)
+
+
+async def _logged(pending: Any) -> None:
+    try:
+        await pending
+    except Exception:
+        logger.exception("connection_error hook failed")
 
 
 def _query(query: str) -> dict[str, str]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import logging
 import os
 import re
@@ -12,13 +13,13 @@ import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar, overload
-from urllib.parse import urlsplit
 
 from .adapter import Adapter, Flags
 from .broadcast import BroadcastOperator, RoomNames, _check_event, room_names
 from .engine import Session
 from .handlers import EMITTED, Emitted, Handler
 from .http import HttpConnection
+from .request import HttpRequest
 from .websocket import wait_closing
 
 if TYPE_CHECKING:
@@ -33,6 +34,26 @@ logger = logging.getLogger("minisio")
 F = TypeVar("F", bound=Callable[..., Any])
 
 _TRANSPORTS = ("polling", "websocket")
+
+#: ``allow_request``: true accepts; False, a message (str) or raising ConnectionRefused refuses.
+AllowRequest = Callable[[HttpRequest], Any]
+#: ``handshake_headers`` / ``response_headers``: the headers to add, as pairs or a dict.
+HeaderHook = Callable[[HttpRequest], Any]
+CorsOrigins = str | Sequence[str] | Callable[[str], bool] | None
+
+
+def _cors_origins(allowed: CorsOrigins) -> str | list[str] | Callable[[str], bool] | None:
+    """python-socketio's shapes: "*" or a list with "*" (any), a str, a list, a function, []."""
+    if allowed is None or callable(allowed):
+        return allowed
+    if isinstance(allowed, str):
+        return "*" if allowed == "*" else [allowed]
+    origins = list(allowed)
+    if not all(isinstance(o, str) for o in origins):
+        raise TypeError("cors_allowed_origins is a str, a list of str or fn(origin) -> bool")
+    return "*" if "*" in origins else origins
+
+
 # A timeout longer than this, in seconds, was surely meant in milliseconds.
 _MILLISECONDS_HABIT = 1000
 
@@ -332,7 +353,7 @@ class Server:
         path: str = "/socket.io",
         static_dir: str | os.PathLike[str] | None = None,
         serve_client: bool = True,
-        cors_allowed_origins: str | Sequence[str] | None = None,
+        cors_allowed_origins: CorsOrigins = None,
         cors_credentials: bool = False,
         transports: Sequence[str] = _TRANSPORTS,
         allow_upgrades: bool = True,
@@ -355,6 +376,13 @@ class Server:
         max_pending_handlers: int = 64,
         # Dynamic namespaces
         cleanup_empty_child_namespaces: bool = False,
+        # The HTTP side (see minisio.http: once per request or handshake, never per frame)
+        trust_proxy: bool = False,
+        allow_request: AllowRequest | None = None,
+        handshake_headers: HeaderHook | None = None,
+        response_headers: HeaderHook | None = None,
+        connection_error: Callable[[HttpRequest, int, str], Any] | None = None,
+        generate_id: Callable[[HttpRequest], str] | None = None,
     ) -> None:
         """
         Args:
@@ -362,10 +390,13 @@ class Server:
             static_dir: files served at ``/`` (``index.html`` for ``/``); none if None.
             serve_client: serve the official client bundle at
                 ``<path>/socket.io.js`` from an installed npm ``socket.io-client``.
-            cors_allowed_origins: ``"*"``, or the list of allowed ``Origin``
-                values. The default allows requests without ``Origin`` (not a
-                browser) and same-origin ones (``Origin`` matches ``Host``).
-                When set, allowed origins get CORS headers and preflights.
+            cors_allowed_origins: ``"*"`` (or a list containing it), one
+                ``Origin`` value or a list of them, or a plain function
+                ``fn(origin) -> bool``; allowed origins get CORS headers and
+                preflights. ``[]``: no CORS handling at all (every origin
+                accepted, no CORS headers, as in python-socketio). The default,
+                None, allows requests without ``Origin`` (not a browser) and
+                same-origin ones (``Origin`` matches ``Host``), with no CORS headers.
             cors_credentials: send ``Access-Control-Allow-Credentials: true``
                 to allowed origins (pages that poll with ``withCredentials``).
             transports: the Engine.IO transports offered, ``"polling"`` and
@@ -400,6 +431,31 @@ class Server:
             cleanup_empty_child_namespaces: forget a namespace made by
                 ``of(regex or function)`` once its last socket leaves (Node's
                 ``cleanupEmptyChildNamespaces``).
+            trust_proxy: believe ``X-Forwarded-Host`` and ``X-Forwarded-Proto``
+                (first values): the same-origin check uses them, and
+                ``X-Forwarded-Proto: https`` makes ``request.secure`` True.
+                Only behind a proxy that sets them: a client can send them too.
+            allow_request: ``fn(request)``, plain or async, called with the
+                :class:`~minisio.HttpRequest` of every handshake (a polling
+                one, or a WebSocket before its 101), as Node's ``allowRequest``.
+                A true result accepts; a false one refuses with 403 ``{"code":4,
+                "message":"Forbidden"}``; a string, or raising
+                :class:`~minisio.ConnectionRefused`, refuses with that message.
+                The client gets ``connect_error``. Requests of an existing
+                session (polls, the upgrade) are not asked again.
+            handshake_headers: ``fn(request) -> [(name, value), ...]`` (or a
+                dict), headers added to a handshake's response: the polling
+                one carrying the open packet, or the WebSocket's 101 (Node's
+                ``initial_headers`` event), e.g. a load balancer's cookie.
+            response_headers: the same, for every Engine.IO response: each
+                polling answer and every 101 (Node's ``headers`` event).
+            connection_error: ``fn(request, code, message)``, told of every
+                request refused with an Engine.IO error (Node's
+                ``connection_error`` event); its exceptions are logged.
+            generate_id: ``fn(request) -> str`` makes session ids (Node's
+                ``generateId``); the default is 20 random URL-safe characters.
+                An id that is not a URL-safe string, or one in use, refuses
+                the handshake (400, code 3).
         """
         if not path.startswith("/"):
             raise ValueError("path must start with '/'")
@@ -421,9 +477,17 @@ class Server:
         self.path = path.rstrip("/") + "/"
         self.static_dir = Path(static_dir).resolve() if static_dir is not None else None
         self.serve_client = serve_client
-        if isinstance(cors_allowed_origins, str) and cors_allowed_origins != "*":
-            cors_allowed_origins = [cors_allowed_origins]
-        self.cors_allowed_origins = cors_allowed_origins
+        self.cors_allowed_origins = _cors_origins(cors_allowed_origins)
+        # CORS headers and preflights: not for the same-origin default, nor for [].
+        self._cors_headers = self.cors_allowed_origins not in (None, [])
+        self.trust_proxy = trust_proxy
+        if generate_id is not None and inspect.iscoroutinefunction(generate_id):
+            raise TypeError("generate_id is a plain function: fn(request) -> str")
+        self.allow_request = allow_request
+        self.handshake_headers = handshake_headers
+        self.response_headers = response_headers
+        self.connection_error = connection_error
+        self.generate_id = generate_id
         self.cors_credentials = cors_credentials
         self.transports = tuple(transports)
         self.allow_upgrades = allow_upgrades
@@ -587,6 +651,15 @@ class Server:
         return await self.main.server_side_emit_with_ack(event, *args)
 
     @property
+    def clients_count(self) -> int:
+        """Engine.IO sessions open now (Node's ``io.engine.clientsCount``).
+
+        A session counts from its handshake until its connection is gone, as
+        for ``max_connections``.
+        """
+        return len(self._sessions)
+
+    @property
     def sockets(self) -> Namespace:
         """The main namespace, as in Node (``io.sockets.emit``, ``io.sockets.sockets``).
 
@@ -714,15 +787,3 @@ class Server:
 
         with contextlib.suppress(KeyboardInterrupt):
             asyncio.run(main())
-
-    def _origin_allowed(self, origin: str | None, host: str | None) -> bool:
-        allowed = self.cors_allowed_origins
-        if allowed == "*" or origin is None:
-            return True
-        if allowed is not None:
-            return origin in allowed
-        try:
-            netloc = urlsplit(origin).netloc
-        except ValueError:  # "http://[": malformed, so not the same origin
-            return False
-        return host is not None and netloc == host

@@ -18,6 +18,7 @@ from .handlers import EMITTED, Emitted, Handler, ack_args, ack_result, refuse_ca
 
 if TYPE_CHECKING:
     from .engine import Session
+    from .request import HttpRequest
     from .server import Namespace
 
 __all__ = ["Handshake", "Socket"]
@@ -33,7 +34,9 @@ class Handshake:
 
     ``headers`` has lower-case names; ``time`` is when the WebSocket opened,
     ``issued`` the same in milliseconds since the epoch; ``url`` is the
-    request target, query included.
+    request target, query included. ``secure``: the client came over TLS
+    (minisio serves plain TCP: only a trusted proxy's ``X-Forwarded-Proto:
+    https`` makes it True); ``xdomain``: the request had an ``Origin`` (Node's).
     """
 
     headers: dict[str, str]
@@ -43,6 +46,8 @@ class Handshake:
     time: str
     issued: int
     url: str
+    secure: bool = False
+    xdomain: bool = False
 
 
 class Socket:
@@ -117,6 +122,16 @@ class Socket:
         if self._handshake is None:
             self._handshake = self._conn.handshake(self._auth)
         return self._handshake
+
+    @property
+    def request(self) -> HttpRequest:
+        """The HTTP request that opened the connection, read-only (Node's ``socket.request``).
+
+        Method, url, path, query, headers (repeated ones kept), the peer's
+        address and ``secure`` (see :class:`~minisio.HttpRequest`); a new view
+        each time, built from the head the session keeps anyway.
+        """
+        return self._conn.http_request()
 
     # -- handlers --------------------------------------------------------
     @overload

@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import struct
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from websockets.asyncio.connection import Connection
@@ -71,12 +72,17 @@ async def wait_closing(timeout: float) -> None:
 
 
 def accept(
-    server: Server, transport: asyncio.Transport, request: Request, rest: bytes
+    server: Server,
+    transport: asyncio.Transport,
+    request: Request,
+    rest: bytes,
+    headers: Sequence[tuple[str, str]] = (),
 ) -> WebSocket | None:
     """Take over ``transport`` for the upgrade ``request``; None if websockets refused it.
 
     ``rest`` is what the client sent after the request head (frames it
     pipelined); they are parsed now and handed to the session when it starts.
+    ``headers`` are added to the 101 (the server's header hooks).
     """
     extensions = enable_server_permessage_deflate(None) if server.compression else None
     protocol = ServerProtocol(extensions=extensions, max_size=server.max_payload, logger=logger)
@@ -88,6 +94,9 @@ def accept(
         transport.abort()
         return None
     response = protocol.accept(ws.request)
+    if response.status_code == 101:
+        for name, value in headers:
+            response.headers[name] = value  # websockets' Headers: appends, repeats kept
     protocol.send_response(response)
     ws.send_data()
     if response.status_code != 101:  # e.g. a bad Sec-WebSocket-Key: websockets said why
