@@ -292,6 +292,14 @@ class Socket:
         self._uses_async = self._uses_async or handler.is_async
         return middleware
 
+    def _elsewhere(self, method: Callable[..., Any], *args: Any) -> bool:
+        """From a thread other than the server loop's: hand the call over, True."""
+        server = self.namespace.server
+        if server._loop_thread != get_ident() and server._loop is not None:
+            server._loop.call_soon_threadsafe(method, *args)
+            return True
+        return False
+
     # -- sending ---------------------------------------------------------
     def emit(self, event: str, *args: Any, callback: Callable[..., Any] | None = None) -> Emitted:
         """Send an event to this socket only.
@@ -397,6 +405,8 @@ class Socket:
     def join(self, *rooms: RoomNames) -> None:
         """Join ``rooms`` (names, or lists of names); in middleware, they are joined
         once the connection is accepted."""
+        if self._elsewhere(self.join, *rooms):
+            return
         names = room_names(rooms)
         if self.connected:
             self.namespace.adapter.add_all(self.id, names)
@@ -405,6 +415,8 @@ class Socket:
 
     def leave(self, room: str) -> None:
         """Leave ``room`` (leaving the room named by the socket's own id is allowed)."""
+        if self._elsewhere(self.leave, room):
+            return
         if self._early_rooms:
             self._early_rooms.discard(room)
         self.namespace.adapter.delete(self.id, room)
@@ -416,7 +428,10 @@ class Socket:
         The client gets ``DISCONNECT`` and its ``disconnect`` reason is
         "io server disconnect"; it does not reconnect by itself. A socket that
         already left does nothing, not even with ``close=True`` (as in Node).
+        From another thread, the call is handed to the server's loop.
         """
+        if self._elsewhere(self.disconnect, close):
+            return
         if not self.connected:
             return
         if close:

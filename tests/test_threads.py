@@ -9,10 +9,12 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from typing import Any
 
 import pytest
 
 import minisio
+from minisio.adapter import Adapter
 
 from .conftest import UNIT, RawClient, joined_clients, running
 
@@ -151,3 +153,36 @@ def test_emit_before_serving_from_any_thread_is_a_no_op() -> None:
     thread = threading.Thread(target=io.emit, args=("nobody",))
     thread.start()
     thread.join()
+
+
+async def test_a_sockets_own_join_leave_and_disconnect_from_a_thread_run_on_the_loop() -> None:
+    seen: list[int] = []  # the threads that touched the room index
+
+    class Watching(Adapter):
+        def add_all(self, sid: str, rooms: Any) -> None:
+            seen.append(threading.get_ident())
+            super().add_all(sid, rooms)
+
+    io = minisio.Server(adapter=Watching)
+    async with running(io) as address, joined_clients(address, 1) as clients:
+        ((a, sid_a),) = clients
+        socket = io.sockets[sid_a]
+        loop_thread = threading.get_ident()
+        seen.clear()  # the joins of connecting
+
+        def work() -> None:
+            socket.join("t", ["u"])
+            io.to("t").emit("in t", 1)
+            socket.leave("t")
+            io.to("t").emit("nobody", 2)
+            io.to("u").emit("in u", 3)
+            socket.disconnect()
+
+        thread = threading.Thread(target=work)
+        thread.start()
+        thread.join(5 * UNIT)
+        await a.expect('42["in t",1]')
+        await a.expect('42["in u",3]')
+        await a.expect("41")
+        assert seen == [loop_thread]  # the room index was only touched on the loop
+        assert not io.sockets
