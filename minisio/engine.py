@@ -480,6 +480,7 @@ class Session:
         socket = Socket(nsp, self, new_id(), auth or {})
         if nsp._async_middleware:
             self.pending[name] = None
+            nsp._joining += 1
             self.spawn(self._connect_async(nsp, socket))
             return
         try:
@@ -496,7 +497,11 @@ class Session:
     ) -> None:
         nsp = await found
         if name not in self.pending:
-            return  # the session ended, or the client gave up, meanwhile
+            # The session ended, or the client gave up, meanwhile: a child made
+            # for it alone is empty.
+            if nsp is not None:
+                _maybe_emptied(nsp)
+            return
         del self.pending[name]
         if nsp is None:
             self.send_packet(sio.PacketType.CONNECT_ERROR, {"message": "Invalid namespace"}, name)
@@ -504,6 +509,13 @@ class Session:
             self._on_connect(name, auth)  # the namespace exists now
 
     async def _connect_async(self, nsp: Namespace, socket: Socket) -> None:
+        try:
+            await self._connect_async_run(nsp, socket)
+        finally:
+            nsp._joining -= 1
+            _maybe_emptied(nsp)  # refused, or the client left meanwhile
+
+    async def _connect_async_run(self, nsp: Namespace, socket: Socket) -> None:
         try:
             for middleware in nsp._middlewares:
                 result = middleware.fn(socket)
@@ -537,8 +549,7 @@ class Session:
             logger.error("middleware of %s failed", nsp.name, exc_info=exc)
             error = {"message": "Internal server error"}
         self.send_packet(sio.PacketType.CONNECT_ERROR, error, nsp.name)
-        if nsp._parent is not None and not nsp.sockets:  # a child made for this client
-            nsp._parent._emptied(nsp)
+        _maybe_emptied(nsp)  # a child made for this client
 
     def _accept(self, nsp: Namespace, socket: Socket) -> None:
         if self._connect_timer is not None:
@@ -699,3 +710,10 @@ def _ready(conn: Session, size: int) -> bool:
     if buffered + size > conn.server.max_buffer:
         return False
     return buffered == 0 if transport.polling else buffered <= VOLATILE_MARK
+
+
+def _maybe_emptied(nsp: Namespace) -> None:
+    """Tell a child namespace's parent once it has no socket and none joining."""
+    parent = nsp._parent
+    if parent is not None and not nsp.sockets and not nsp._joining and nsp in parent.children:
+        parent._emptied(nsp)

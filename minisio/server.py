@@ -79,6 +79,9 @@ class Namespace:
         self.adapter = self._new_adapter()
         # The parent namespace (io.of(regex or function)) that made this one, if any.
         self._parent: ParentNamespace | None = None
+        # Sockets whose async middleware (or async namespace check) runs: a
+        # child with none of these and no sockets is empty.
+        self._joining = 0
         self._middlewares: list[Handler] = []
         self._async_middleware = False
         self._connection_handlers: list[Handler] = []
@@ -221,6 +224,10 @@ class Namespace:
     def server_side_emit(self, event: str, *args: Any) -> None:
         """Send an event to the handlers (``on(event)``) of this namespace on the other nodes."""
         _check_event(event)
+        server = self.server
+        if server._loop_thread != threading.get_ident() and server._loop is not None:
+            server._loop.call_soon_threadsafe(self.server_side_emit, event, *args)
+            return
         self.adapter.server_side_emit([event, *args])
 
     async def server_side_emit_with_ack(self, event: str, *args: Any) -> list[Any]:
@@ -271,7 +278,7 @@ class Namespace:
     def _remove(self, socket: Socket) -> None:
         self.sockets.pop(socket.id, None)
         self.adapter.delete_all(socket.id)
-        if self._parent is not None and not self.sockets:
+        if self._parent is not None and not self.sockets and not self._joining:
             self._parent._emptied(self)
 
     def _on_connection(self, socket: Socket) -> None:
@@ -561,8 +568,12 @@ class Server:
 
     def _add_namespace(self, nsp: Namespace) -> Namespace:
         self._namespaces[nsp.name] = nsp
-        if self._serving:  # made while serving: its adapter starts now
-            _spawn(nsp.adapter.init())
+        if self._serving:  # made while serving: its adapter starts now, on the loop
+            loop = self._loop
+            if loop is not None and self._loop_thread != threading.get_ident():
+                loop.call_soon_threadsafe(_spawn, nsp.adapter.init())
+            else:
+                _spawn(nsp.adapter.init())
         return nsp
 
     @overload
