@@ -127,14 +127,19 @@ async def joined_clients(
         yield pairs
 
 
-def upgrade_request(address: str, *extra: tuple[str, str], key: str | None = None) -> bytes:
+def upgrade_request(
+    address: str,
+    *extra: tuple[str, str],
+    key: str | None = None,
+    target: str = "/socket.io/?EIO=4&transport=websocket",
+) -> bytes:
     """A WebSocket upgrade request for /socket.io/, ``extra`` headers last.
 
     ``key`` is the Sec-WebSocket-Key, random unless given.
     """
     key = key or base64.b64encode(os.urandom(16)).decode()
     lines = [
-        "GET /socket.io/?EIO=4&transport=websocket HTTP/1.1",
+        f"GET {target} HTTP/1.1",
         f"Host: {address}",
         "Upgrade: websocket",
         "Connection: Upgrade",

@@ -7,8 +7,6 @@ and expected responses are reused here.
 from __future__ import annotations
 
 import asyncio
-import base64
-import os
 import socket
 import time
 
@@ -18,7 +16,7 @@ from websockets.asyncio.client import connect
 import minisio
 from minisio.http11 import RequestReader
 
-from .conftest import UNIT, eventually, masked_frame, running
+from .conftest import UNIT, eventually, masked_frame, running, upgrade_request
 from .test_polling import (
     CLOSE,
     UNKNOWN_SID,
@@ -35,17 +33,7 @@ from .test_polling import (
 
 
 def ws_upgrade(address: str, sid: str | None, key: str | None = None) -> bytes:
-    target = eio(sid, "websocket")
-    key = key or base64.b64encode(os.urandom(16)).decode()
-    lines = [
-        f"GET {target} HTTP/1.1",
-        f"Host: {address}",
-        "Upgrade: websocket",
-        "Connection: Upgrade",
-        f"Sec-WebSocket-Key: {key}",
-        "Sec-WebSocket-Version: 13",
-    ]
-    return ("\r\n".join(lines) + "\r\n\r\n").encode()
+    return upgrade_request(address, key=key, target=eio(sid, "websocket"))
 
 
 # -- a GET pipelined behind a held GET ------------------------------------------------
