@@ -453,10 +453,17 @@ class Socket:
         if self._uses is not None:
             self._filter(data[0], data[1:], ack_id)
             return
-        handlers = self._handlers.get(data[0])
-        if handlers is None:
-            return
-        self._dispatch(handlers, data[0], data[1:], ack_id)
+        # _dispatch(), inlined: this runs for every event a client sends.
+        event = data[0]
+        handlers = self._handlers.get(event)
+        if handlers is None or event == "error":
+            return  # "error" handlers get middleware errors, not what a client names so
+        args = data[1:]
+        for handler in handlers:
+            if handler.once:
+                self._drop(event, handler)
+            self._run(handler, event, args, ack_id)
+            ack_id = None  # the first handler answers the ack
 
     def _dispatch(
         self, handlers: tuple[Handler, ...], event: str, args: list[Any], ack_id: int | None
