@@ -3,9 +3,10 @@
 A session outlives its transport. It starts on HTTP long-polling or on a
 WebSocket (``transport``) and may move from the first to the second once
 (the upgrade, "Protocol / Upgrade"); the Socket.IO layer above it, rooms
-and routing never ask which one carries it. A transport is anything with
-the same small interface (``write``, ``buffered``, ``end``, ``abort``):
-``websocket.WebSocket`` and ``polling.Polling`` are the two.
+and routing never ask which one carries it. The two transports,
+``websocket.WebSocket`` and ``polling.Polling``, share ``buffered``, ``end``
+and ``abort``; a packet goes to the first as frames (``write``) and to the
+second as one payload item (``push``), each built once per broadcast.
 
 Packets come in as the items a WebSocket frame or a polling payload
 record holds (``str`` text, ``bytes`` binary) through :meth:`Session.receive`,

@@ -97,10 +97,6 @@ class Polling:
         elif self.pending is not None and self._flush_handle is None:
             self._flush_handle = asyncio.get_running_loop().call_soon(self._flush)
 
-    def write(self, text: bytes, attachments: list[bytes], wire: bytes) -> None:
-        """Queue one packet given as WebSocket frames would carry it."""
-        self.push(payload_item(text, attachments))
-
     def buffered(self) -> int:
         return self.queued
 
