@@ -6,16 +6,12 @@
 // the upgrade). Timeouts are multiples of UNIT seconds (MINISIO_TEST_UNIT).
 
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { after, before, describe, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
 import { io } from "socket.io-client";
+import { next, SCALE, startPython, UNIT } from "./helpers.mjs";
 
-const UNIT = Number(process.env.MINISIO_TEST_UNIT ?? "1") * 1000; // ms
-const SCALE = UNIT / 1000; // for server-side seconds
-const PYTHON =
-  process.env.MINISIO_PYTHON ?? fileURLToPath(new URL("../../.venv/bin/python", import.meta.url));
 const SERVER = fileURLToPath(new URL("./api_server.py", import.meta.url));
 const TEST = { timeout: 10 * UNIT };
 
@@ -24,55 +20,6 @@ const MODES = {
   polling: { transports: ["polling"] },
   default: {},
 };
-
-/** Start the fixture; resolves to `{ url, stop }` once it prints its URL. */
-function startServer() {
-  const proc = spawn(PYTHON, [SERVER], { stdio: ["ignore", "pipe", "pipe"] });
-  let stdout = "";
-  let stderr = "";
-  proc.stderr.setEncoding("utf8").on("data", (chunk) => (stderr += chunk));
-  const exited = new Promise((resolve) => proc.once("exit", resolve));
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`server not ready\n${stderr}`)), 10 * UNIT);
-    proc.stdout.setEncoding("utf8").on("data", (chunk) => {
-      stdout += chunk;
-      const match = /listening (http:\/\/127\.0\.0\.1:\d+)/.exec(stdout);
-      if (!match) return;
-      clearTimeout(timer);
-      resolve({
-        url: match[1],
-        async stop() {
-          if (proc.exitCode !== null || proc.signalCode !== null) return;
-          proc.kill("SIGTERM");
-          const kill = setTimeout(() => proc.kill("SIGKILL"), 3 * UNIT);
-          await exited;
-          clearTimeout(kill);
-        },
-      });
-    });
-    proc.once("error", reject);
-    exited.then((code) => reject(new Error(`server exited (${code})\n${stderr}`)));
-  });
-}
-
-/** The arguments of the next `event` on `emitter`, or a rejection after `ms`. */
-function next(emitter, event, ms = 5 * UNIT) {
-  const promise = new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      emitter.off(event, listener);
-      reject(new Error(`no ${event} within ${ms} ms`));
-    }, ms);
-    timer.unref(); // a race's loser must not hold the process open
-    function listener(...args) {
-      clearTimeout(timer);
-      emitter.off(event, listener);
-      resolve(args);
-    }
-    emitter.on(event, listener);
-  });
-  promise.catch(() => {});
-  return promise;
-}
 
 /** Resolves with the socket on `connect`, rejects with the `connect_error`. */
 async function connection(socket) {
@@ -103,7 +50,7 @@ async function settled(mode, socket) {
 
 let server;
 before(async () => {
-  server = await startServer();
+  server = await startPython([SERVER]);
 });
 after(() => server?.stop());
 

@@ -3,38 +3,20 @@
 // the wire panel. Chromium is Debian's (/usr/bin/chromium), driven by
 // playwright-core; if it cannot start, these tests fail.
 //
-// Waits are multiples of UNIT seconds; a loaded CI machine can scale them
+// Waits are multiples of UNIT (a second); a loaded CI machine can scale them
 // with MINISIO_TEST_UNIT, as the Python tests do.
 
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
-import { once } from "node:events";
 import { mkdir, writeFile } from "node:fs/promises";
 import { after, before, describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
 import { chromium } from "playwright-core";
+import { CHROMIUM, startPython, UNIT } from "./helpers.mjs";
 
-const UNIT = Number(process.env.MINISIO_TEST_UNIT ?? "1");
-const WAIT = 5000 * UNIT; // one wait for something to show on a page
-const REPO = fileURLToPath(new URL("../../", import.meta.url));
-const PYTHON = process.env.MINISIO_PYTHON ?? fileURLToPath(new URL("../../.venv/bin/python", import.meta.url));
+const WAIT = 5 * UNIT; // one wait for something to show on a page
 const STATIC = fileURLToPath(new URL("../../static/", import.meta.url));
 const ARTIFACTS = fileURLToPath(new URL("../../artifacts/", import.meta.url));
 const VIEWPORT = { width: 1100, height: 720 };
-
-const CHROMIUM = {
-  executablePath: "/usr/bin/chromium",
-  headless: true,
-  args: [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-quic",
-  ],
-};
 
 // The demo chat server, but without the client bundle (serve_client=False):
 // what a checkout without `npm ci` looks like to the page.
@@ -53,52 +35,15 @@ asyncio.run(main())
 `;
 
 // -- processes ---------------------------------------------------------------
-const children = new Set();
+const CHAT = /minisio chat on (http:\/\/\S+)/;
+const servers = new Set();
 
-/** Start a Python server; resolve with its URL once it prints it. */
-function startServer(args) {
-  const child = spawn(PYTHON, args, { cwd: REPO, stdio: ["ignore", "pipe", "pipe"] });
-  children.add(child);
-  child.once("exit", () => children.delete(child));
-  let stdout = "";
-  let stderr = "";
-  child.stderr.setEncoding("utf8").on("data", (chunk) => {
-    stderr += chunk;
-  });
-  return new Promise((resolve, reject) => {
-    const fail = (why) => {
-      clearTimeout(timer);
-      reject(new Error(`${PYTHON} ${args.join(" ")}: ${why}\nstderr:\n${stderr}`));
-    };
-    const timer = setTimeout(() => fail("did not print its URL in time"), 10_000 * UNIT);
-    child.once("error", (error) => fail(error.message));
-    child.once("exit", (code, signal) => fail(`exited early (${code ?? signal})`));
-    child.stdout.setEncoding("utf8").on("data", (chunk) => {
-      stdout += chunk;
-      const match = /minisio chat on (http:\/\/\S+)/.exec(stdout);
-      if (match) {
-        clearTimeout(timer);
-        child.removeAllListeners("exit");
-        child.once("exit", () => children.delete(child));
-        resolve({ child, url: match[1] });
-      }
-    });
-  });
+/** Start a Python chat server; resolves once it prints its URL, stopped in after(). */
+async function startServer(args) {
+  const server = await startPython(args, { ready: CHAT });
+  servers.add(server);
+  return server;
 }
-
-async function stop(child) {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const exited = once(child, "exit");
-  child.kill("SIGTERM");
-  const timer = setTimeout(() => child.kill("SIGKILL"), 3000 * UNIT);
-  await exited;
-  clearTimeout(timer);
-}
-
-// Last resort if the run is interrupted before after() runs.
-process.once("exit", () => {
-  for (const child of children) child.kill("SIGKILL");
-});
 
 // -- page helpers ------------------------------------------------------------
 const T = (id) => `[data-testid="${id}"]`;
@@ -161,7 +106,7 @@ async function send(page, route, text) {
 }
 
 // -- the tests ---------------------------------------------------------------
-describe("the chat page in chromium", { timeout: 50_000 * UNIT }, () => {
+describe("the chat page in chromium", { timeout: 50 * UNIT }, () => {
   let server;
   let browser;
   const tabs = {}; // name -> page
@@ -175,7 +120,7 @@ describe("the chat page in chromium", { timeout: 50_000 * UNIT }, () => {
 
   after(async () => {
     await browser?.close();
-    await Promise.all([...children].map(stop));
+    await Promise.all([...servers].map((s) => s.stop()));
   });
 
   // One context per tab: each gets its own window, so none is a throttled
@@ -444,6 +389,6 @@ describe("the chat page in chromium", { timeout: 50_000 * UNIT }, () => {
     assert.match(await alert.textContent(), /the Socket\.IO client bundle is missing: run npm ci/i);
     assert.equal(await page.isDisabled(T("join")), true);
     await page.close();
-    await stop(bare.child);
+    await bare.stop();
   });
 });

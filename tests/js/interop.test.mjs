@@ -9,16 +9,12 @@
 // UNIT seconds; a slow machine can scale them with MINISIO_TEST_UNIT.
 
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { after, before, describe, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
 import { io } from "socket.io-client";
+import { next, SCALE, startPython, UNIT } from "./helpers.mjs";
 
-const UNIT = Number(process.env.MINISIO_TEST_UNIT ?? "1") * 1000; // ms
-const SCALE = UNIT / 1000; // for server settings in seconds, which UNIT stretches too
-const PYTHON =
-  process.env.MINISIO_PYTHON ?? fileURLToPath(new URL("../../.venv/bin/python", import.meta.url));
 const SERVER = fileURLToPath(new URL("./server.py", import.meta.url));
 const TEST = { timeout: 15 * UNIT };
 
@@ -45,59 +41,7 @@ function startServer({ port = 0, pingInterval, pingTimeout, maxPayload, compress
   if (pingTimeout !== undefined) args.push("--ping-timeout", String(pingTimeout));
   if (maxPayload !== undefined) args.push("--max-payload", String(maxPayload));
   if (compression) args.push("--compression");
-  const proc = spawn(PYTHON, args, { stdio: ["ignore", "pipe", "pipe"] });
-  let stdout = "";
-  let stderr = "";
-  proc.stderr.setEncoding("utf8").on("data", (chunk) => (stderr += chunk));
-  const exited = new Promise((resolve) =>
-    proc.once("exit", (code, signal) => resolve({ code, signal })),
-  );
-  const ready = new Promise((resolve, reject) => {
-    const timer = setTimeout(
-      () => reject(new Error(`server not ready in time\n${stderr}`)),
-      10 * UNIT,
-    );
-    proc.stdout.setEncoding("utf8").on("data", (chunk) => {
-      stdout += chunk;
-      const match = /listening (http:\/\/127\.0\.0\.1:(\d+))/.exec(stdout);
-      if (match) {
-        clearTimeout(timer);
-        resolve({ url: match[1], port: Number(match[2]) });
-      }
-    });
-    proc.once("error", (err) => {
-      clearTimeout(timer);
-      reject(err);
-    });
-    exited.then(({ code, signal }) => {
-      clearTimeout(timer);
-      reject(new Error(`server exited (${code ?? signal}) before listening\n${stderr}`));
-    });
-  });
-  const running = () => proc.exitCode === null && proc.signalCode === null;
-  return ready.then(({ url, port }) => ({
-    url,
-    port,
-    proc,
-    stderr: () => stderr,
-    /** SIGSTOP: the server answers nothing (no pings, no polls) until thaw(). */
-    freeze() {
-      if (running()) proc.kill("SIGSTOP");
-    },
-    thaw() {
-      if (running()) proc.kill("SIGCONT");
-    },
-    /** SIGTERM (a clean "server shutting down"), SIGKILL if it lingers. */
-    async stop() {
-      if (!running()) return exited;
-      proc.kill("SIGCONT"); // a frozen server could not handle the SIGTERM
-      proc.kill("SIGTERM");
-      const timer = setTimeout(() => proc.kill("SIGKILL"), 3 * UNIT);
-      const result = await exited;
-      clearTimeout(timer);
-      return result;
-    },
-  }));
+  return startPython(args);
 }
 
 /** A server for one test, stopped when the test ends. */
@@ -167,28 +111,6 @@ async function settled(mode, ...sockets) {
   if (mode === "default") await Promise.all(sockets.map((s) => upgraded(s)));
 }
 
-/**
- * The arguments of the next `event` on `emitter`, or a rejection after `ms`.
- * A test that fails before awaiting it leaves neither an unhandled rejection
- * nor a timer holding the process open.
- */
-function next(emitter, event, ms = 5 * UNIT) {
-  const promise = new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      emitter.off(event, listener);
-      reject(new Error(`no ${event} within ${ms} ms`));
-    }, ms);
-    timer.unref();
-    function listener(...args) {
-      clearTimeout(timer);
-      emitter.off(event, listener);
-      resolve(args);
-    }
-    emitter.on(event, listener);
-  });
-  promise.catch(() => {});
-  return promise;
-}
 
 /** Every payload of `event` received from now on. */
 function record(socket, event) {
