@@ -25,6 +25,9 @@ __all__ = ["Handshake", "Socket"]
 
 logger = logging.getLogger("minisio")
 
+_EVENT = sio.PacketType.EVENT
+_RESERVED = sio.RESERVED_EVENTS
+
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -60,7 +63,6 @@ class Socket:
 
     __slots__ = (
         "_acks",
-        "_any",
         "_any_out",
         "_auth",
         "_conn",
@@ -68,8 +70,8 @@ class Socket:
         "_early_rooms",
         "_handlers",
         "_handshake",
-        "_uses",
-        "_uses_async",
+        "_inbound",
+        "_thread",
         "connected",
         "id",
         "namespace",
@@ -87,12 +89,16 @@ class Socket:
         # Rooms joined by middleware, before the socket is in the adapter; None once accepted.
         self._early_rooms: set[str] | None = set()
         self._handlers: dict[str, tuple[Handler, ...]] = {}
-        # Catch-all listeners in and out, and packet middleware: None until used,
-        # so that the event path pays one test for each.
-        self._any: list[Handler] | None = None
+        # Catch-all listeners and packet middleware for what the client sends,
+        # and outgoing catch-all listeners: None until used, so that an event
+        # pays one test each way.
+        self._inbound: _Inbound | None = None
         self._any_out: list[Handler] | None = None
-        self._uses: list[Handler] | None = None
-        self._uses_async = False
+        # The thread the socket lives on (the server loop's): an emit or a room
+        # change from any other thread is handed over to it. The server's own
+        # int when it is the same, rather than one more int object per socket.
+        thread = namespace.server._loop_thread
+        self._thread = thread if thread == get_ident() else get_ident()
         # Ack id -> what waits for the answer: a future (emit_with_ack) or a
         # callback (a broadcast with acks, whose one id all recipients share).
         self._acks: dict[int, asyncio.Future[Any] | Callable[[list[Any]], None]] | None = None
@@ -223,21 +229,24 @@ class Socket:
         middleware (as in Node), so it also sees events a middleware drops;
         binary arguments arrive as ``bytes``. Its return value answers nothing.
         """
-        self._any = [*(self._any or ()), Handler(listener)]
+        inbound = self._inbound_hooks()
+        inbound.any = [*inbound.any, Handler(listener)]
         return listener
 
     def prepend_any(self, listener: F) -> F:
         """As :meth:`on_any`, run before the catch-all listeners already there."""
-        self._any = [Handler(listener), *(self._any or ())]
+        inbound = self._inbound_hooks()
+        inbound.any = [Handler(listener), *inbound.any]
         return listener
 
     def off_any(self, listener: Callable[..., Any] | None = None) -> None:
         """Remove ``listener`` from the catch-all listeners, or all of them."""
-        self._any = _without(self._any, listener)
+        if self._inbound is not None:
+            self._inbound.any = _without(self._inbound.any, listener) or []
 
     def listeners_any(self) -> list[Callable[..., Any]]:
         """The catch-all listeners, in order (a copy)."""
-        return [handler.fn for handler in self._any or ()]
+        return [handler.fn for handler in self._inbound.any] if self._inbound else []
 
     def on_any_outgoing(self, listener: F) -> F:
         """Call ``listener(event, *args)`` for every event sent to this client (``onAnyOutgoing``).
@@ -288,15 +297,23 @@ class Socket:
                 "packet middleware is called as fn(event, args), with no next(): "
                 "return to let the packet through, raise to drop it"
             )
-        self._uses = [*(self._uses or ()), handler]
-        self._uses_async = self._uses_async or handler.is_async
+        inbound = self._inbound_hooks()
+        inbound.uses = [*inbound.uses, handler]
+        inbound.uses_async = inbound.uses_async or handler.is_async
         return middleware
+
+    def _inbound_hooks(self) -> _Inbound:
+        if self._inbound is None:
+            self._inbound = _Inbound()
+        return self._inbound
 
     def _elsewhere(self, method: Callable[..., Any], *args: Any) -> bool:
         """From a thread other than the server loop's: hand the call over, True."""
-        server = self.namespace.server
-        if server._loop_thread != get_ident() and server._loop is not None:
-            server._loop.call_soon_threadsafe(method, *args)
+        if self._thread == get_ident():
+            return False
+        loop = self.namespace.server._loop
+        if loop is not None:
+            loop.call_soon_threadsafe(method, *args)
             return True
         return False
 
@@ -309,13 +326,24 @@ class Socket:
         not answer). ``await socket.emit_with_ack(...)`` is the same, awaited.
         From another thread, the emit is handed to the server's loop.
         """
-        _check_event(event)
-        server = self.namespace.server
-        if server._loop_thread != get_ident() and server._loop is not None:
-            emit = functools.partial(self.emit, event, *args, callback=callback)
-            server._loop.call_soon_threadsafe(emit)
+        # The common case (a plain emit on the loop's thread) takes the first
+        # branch: one test for the name, one for the thread, no extra call.
+        if (
+            event.__class__ is str
+            and event not in _RESERVED
+            and callback is None
+            and self._any_out is None
+            and self._thread == get_ident()
+        ):
+            packet = sio.Packet(_EVENT, [event, *args], self.namespace.name)
+            self._conn.send(sio.encode(packet))
             return EMITTED
-        packet = sio.Packet(sio.PacketType.EVENT, [event, *args], self.namespace.name)
+        _check_event(event)
+        if self._thread != get_ident() and self.namespace.server._loop is not None:
+            emit = functools.partial(self.emit, event, *args, callback=callback)
+            self.namespace.server._loop.call_soon_threadsafe(emit)
+            return EMITTED
+        packet = sio.Packet(_EVENT, [event, *args], self.namespace.name)
         if callback is not None:
             if not self.connected:
                 return EMITTED
@@ -448,10 +476,8 @@ class Socket:
     def _on_event(self, data: list[Any], ack_id: int | None) -> None:
         # As Node's onevent() and dispatch(): catch-all listeners, then the
         # packet middleware, then the handlers.
-        if self._any is not None:
-            self._notify(self._any, data)
-        if self._uses is not None:
-            self._filter(data[0], data[1:], ack_id)
+        if self._inbound is not None:
+            self._on_event_hooked(self._inbound, data, ack_id)
             return
         # _dispatch(), inlined: this runs for every event a client sends.
         event = data[0]
@@ -476,14 +502,24 @@ class Socket:
             self._run(handler, event, args, ack_id)
             ack_id = None  # the first handler answers the ack
 
-    def _filter(self, event: str, args: list[Any], ack_id: int | None) -> None:
+    def _on_event_hooked(self, inbound: _Inbound, data: list[Any], ack_id: int | None) -> None:
+        """An event for a socket with catch-all listeners or packet middleware."""
+        if inbound.any:
+            self._notify(inbound.any, data)
+        if inbound.uses:
+            self._filter(inbound, data[0], data[1:], ack_id)
+            return
+        handlers = self._handlers.get(data[0])
+        if handlers is not None:
+            self._dispatch(handlers, data[0], data[1:], ack_id)
+
+    def _filter(self, inbound: _Inbound, event: str, args: list[Any], ack_id: int | None) -> None:
         """Run the packet middleware, then the handlers unless one raised."""
-        assert self._uses is not None
-        if self._uses_async:
-            self._conn.spawn(self._filter_async(event, args, ack_id))
+        if inbound.uses_async:
+            self._conn.spawn(self._filter_async(inbound.uses, event, args, ack_id))
             return
         try:
-            for middleware in self._uses:
+            for middleware in inbound.uses:
                 middleware.fn(event, args)
         except Exception as exc:
             self._refused(event, exc)
@@ -492,9 +528,11 @@ class Socket:
         if handlers is not None:
             self._dispatch(handlers, event, args, ack_id)
 
-    async def _filter_async(self, event: str, args: list[Any], ack_id: int | None) -> None:
+    async def _filter_async(
+        self, uses: list[Handler], event: str, args: list[Any], ack_id: int | None
+    ) -> None:
         try:
-            for middleware in self._uses or ():
+            for middleware in uses:
                 result = middleware.fn(event, args)
                 if middleware.is_async:
                     await result
@@ -602,7 +640,22 @@ class Socket:
         # socket and what it holds (auth, data) go now, not at the next
         # garbage collection. A socket that has left gets no more events.
         self._handlers = {}
-        self._any = self._any_out = self._uses = None
+        self._inbound = self._any_out = None
+
+
+class _Inbound:
+    """A socket's catch-all listeners and packet middleware, made on first use.
+
+    Each list is replaced, never changed in place, so that one running
+    while a listener is added or removed finishes as it started.
+    """
+
+    __slots__ = ("any", "uses", "uses_async")
+
+    def __init__(self) -> None:
+        self.any: list[Handler] = []
+        self.uses: list[Handler] = []
+        self.uses_async = False
 
 
 def _without(

@@ -412,6 +412,9 @@ async def test_reserved_event_names_cannot_be_emitted() -> None:
                 io.emit(name)
             with pytest.raises(ValueError, match="reserved"):
                 await sockets[0].emit_with_ack(name)
+        for bad in (1, None, b"chat"):
+            with pytest.raises(TypeError, match="must be a str"):
+                sockets[0].emit(bad)  # type: ignore[arg-type]
         await client.expect_nothing()
 
 
