@@ -177,10 +177,26 @@ EXAMPLES = parse(DOC.read_text(encoding="utf-8"))
 # -- the server the examples talk to ---------------------------------------
 def make_app(**options: Any) -> minisio.Server:
     """Handlers answering every event protocol.md sends."""
+    if options.pop("hooks", None) == "doc":  # section 9.5
+        options["allow_request"] = lambda request: (
+            "banned" if request.query.get("user") == "mallory" else True
+        )
+        options["handshake_headers"] = lambda request: [("Set-Cookie", "lb=node-1; Path=/")]
+        options["response_headers"] = lambda request: {"X-Node": "1"}
     io = minisio.Server(**options)
 
     @io.on("connection")
     def connected(socket: minisio.Socket) -> None:
+        # Volatile emits (section 5.1).
+        @socket.on("burst")
+        def burst() -> None:
+            socket.emit("said", "kept")
+            socket.volatile.emit("said", "dropped")
+
+        @socket.on("tick")
+        def tick() -> None:
+            socket.volatile.emit("said", "tick")
+
         @socket.on("chat")
         def chat(text: str) -> None:
             io.emit("chat", text)
