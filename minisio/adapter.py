@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from . import sio
-from .engine import send_flagged, send_many
+from .engine import ready_for, send_flagged, send_many, wire_size
 from .rooms import Rooms
 
 if TYPE_CHECKING:
@@ -120,12 +120,17 @@ class Adapter(Rooms):
         ``on_count`` gets the number of sockets reached (once per node),
         ``on_ack`` each socket's answer (its first argument). Returns what
         forgets the acks still awaited, for when the caller stops waiting.
-        ``flags``: ``local`` matters to a cluster adapter; volatile and
-        compress are not applied to a broadcast that waits for answers.
+        ``flags``: ``local`` matters to a cluster adapter. A socket that a
+        volatile packet skips is not counted, so nobody waits for its answer
+        (the Node adapter counts it, and the broadcast then times out).
         """
         packet.id = self.nsp._next_ack_id()
         ack_id = packet.id
         sockets = self.sockets(rooms, exclude)
+        frames = sio.encode(packet)
+        if flags is not None and flags.volatile:
+            size = wire_size(frames)
+            sockets = [socket for socket in sockets if ready_for(socket._conn, size)]
 
         def answered(args: list[Any]) -> None:
             on_ack(args[0] if args else None)
@@ -134,7 +139,11 @@ class Adapter(Rooms):
             socket._expect_ack(ack_id, answered)
         if self.nsp._outgoing:
             _notify_outgoing(sockets, packet)
-        send_many([socket._conn for socket in sockets], sio.encode(packet))
+        conns = [socket._conn for socket in sockets]
+        if flags is None or flags.compress:
+            send_many(conns, frames)
+        else:
+            send_flagged(conns, frames, False, False)
         on_count(len(sockets))
 
         def cleanup() -> None:

@@ -43,8 +43,10 @@ __all__ = [
     "Request",
     "Session",
     "new_id",
+    "ready_for",
     "send_flagged",
     "send_many",
+    "wire_size",
     "write_many",
 ]
 
@@ -681,8 +683,8 @@ def send_flagged(
     """
     text, attachments = _MESSAGE + frames[0], frames[1:]
     if volatile:
-        size = len(text) + sum(map(len, attachments)) + 1
-        conns = [conn for conn in conns if _ready(conn, size)]
+        size = wire_size(frames)
+        conns = [conn for conn in conns if ready_for(conn, size)]
     if not compress:
         others: list[Session] = []
         wire = None
@@ -702,7 +704,12 @@ def send_flagged(
     write_many(conns, text, attachments)
 
 
-def _ready(conn: Session, size: int) -> bool:
+def wire_size(frames: list[bytes]) -> int:
+    """The bytes an encoded Socket.IO packet adds to a transport's buffer, about."""
+    return len(frames[0]) + sum(map(len, frames[1:])) + 2
+
+
+def ready_for(conn: Session, size: int) -> bool:
     """Whether a volatile packet of ``size`` bytes goes to ``conn`` now."""
     if conn.closed:
         return False

@@ -418,15 +418,18 @@ class RedisAdapter(Adapter):
     ) -> Callable[[], None]:
         """Ask every node to broadcast and count; their counts and acks come back here."""
         if flags is not None and flags.local:
-            return super().broadcast_with_ack(packet, rooms, exclude, timeout, on_count, on_ack)
+            return super().broadcast_with_ack(
+                packet, rooms, exclude, timeout, on_count, on_ack, flags
+            )
         request_id = uid6()
         wire = {"type": 2, "data": packet.data, "nsp": self.nsp.name}
-        opts = {**_opts(rooms, exclude), "flags": {"timeout": round(timeout * 1000)}}
+        wire_flags = flags.wire() if flags is not None else {}
+        opts = {**_opts(rooms, exclude), "flags": {**wire_flags, "timeout": round(timeout * 1000)}}
         request = {"uid": self.uid, "requestId": request_id, "type": _BROADCAST}
         self.link.publish(self.request_channel, _pack({**request, "packet": wire, "opts": opts}))
         self.ack_requests[request_id] = (on_count, on_ack)
         local_cleanup = super().broadcast_with_ack(
-            packet, rooms, exclude, timeout, on_count, on_ack
+            packet, rooms, exclude, timeout, on_count, on_ack, flags
         )
 
         def cleanup() -> None:
@@ -463,7 +466,9 @@ class RedisAdapter(Adapter):
         local = sio.Packet(sio.PacketType.EVENT, args, self.nsp.name)
         rooms = _rooms(opts.get("rooms", []))
         exclude = _rooms(opts.get("except", []))
-        cleanup = Adapter.broadcast_with_ack(self, local, rooms, exclude, seconds, on_count, on_ack)
+        cleanup = Adapter.broadcast_with_ack(
+            self, local, rooms, exclude, seconds, on_count, on_ack, Flags.from_wire(flags)
+        )
         asyncio.get_running_loop().call_later(seconds, cleanup)
 
     # -- operations on sockets of every node ---------------------------------------

@@ -104,6 +104,27 @@ async def test_volatile_is_dropped_for_a_polling_client_with_packets_queued() ->
         assert (await conn.request("GET", target))[2] == b'42["sent",4]'
 
 
+async def test_a_volatile_broadcast_with_acks_waits_only_for_the_clients_it_reached() -> None:
+    io = minisio.Server()
+    async with running(io) as address, http_client(address) as conn, raw_client(address) as ws:
+        await ws.join()
+        sid = await polling_handshake(conn)
+        target = f"{POLL}&sid={sid}"
+        assert (await conn.request("POST", target, b"40"))[2] == b"ok"
+        status, _, body = await conn.request("GET", target)
+        assert status == 200 and body.startswith(b"40{"), body
+
+        io.emit("kept", 1)  # queued for the polling client, which holds no GET
+        await ws.expect('42["kept",1]')
+        asking = asyncio.ensure_future(io.volatile.timeout(2 * UNIT).emit_with_ack("vote"))
+        match = await ws.expect_match(r'42(\d+)\["vote"\]')
+        await ws.send(f'43{match.group(1)}["yes"]')
+        # The polling client was skipped: not asked, not waited for.
+        assert await asyncio.wait_for(asking, UNIT) == ["yes"]
+        assert (await conn.request("GET", target))[2] == b'42["kept",1]'
+        await ws.expect_nothing()
+
+
 async def test_volatile_is_dropped_for_a_websocket_with_unsent_data_and_never_cuts_it() -> None:
     io = minisio.Server(max_buffer=64_000_000)
     async with running(io) as address:
