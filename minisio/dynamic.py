@@ -177,8 +177,17 @@ def _ask(parent: ParentNamespace, name: str, auth: dict[str, Any]) -> bool | Awa
         return False
 
 
-def _child(server: Server, parent: ParentNamespace, name: str) -> Namespace:
+def _child(server: Server, parent: ParentNamespace, name: str) -> Namespace | None:
     # Made meanwhile (another client's async check): that one, as in Node.
     # (Not ``get() or ...``: an empty namespace is falsy, as an empty mapping.)
     existing = server._namespaces.get(name)
-    return existing if existing is not None else parent._create_child(name)
+    if existing is not None:
+        return existing
+    if sum(len(p.children) for p in server._parents) >= server.max_child_namespaces:
+        logger.warning(
+            "refused a CONNECT to %r: max_child_namespaces (%d) reached",
+            name,
+            server.max_child_namespaces,
+        )
+        return None
+    return parent._create_child(name)

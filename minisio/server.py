@@ -383,6 +383,7 @@ class Server:
         max_pending_handlers: int = 64,
         # Dynamic namespaces
         cleanup_empty_child_namespaces: bool = False,
+        max_child_namespaces: int = 10_000,
         # The HTTP side (see minisio.http: once per request or handshake, never per frame)
         trust_proxy: bool = False,
         allow_request: AllowRequest | None = None,
@@ -438,6 +439,12 @@ class Server:
             cleanup_empty_child_namespaces: forget a namespace made by
                 ``of(regex or function)`` once its last socket leaves (Node's
                 ``cleanupEmptyChildNamespaces``).
+            max_child_namespaces: namespaces ``of(regex or function)`` may
+                make, all parents together. Past it, a CONNECT that would make
+                one more is refused as an unknown namespace ("Invalid
+                namespace") and a warning logged: a pattern such as
+                ``^/tenant-\\d+$`` must not let clients fill the memory with
+                namespaces (Node has no such bound).
             trust_proxy: believe ``X-Forwarded-Host`` and ``X-Forwarded-Proto``
                 (first values): the same-origin check uses them, and
                 ``X-Forwarded-Proto: https`` makes ``request.secure`` True.
@@ -478,7 +485,14 @@ class Server:
             raise ValueError("timeouts must be positive")
         if isinstance(transports, str) or not set(transports) <= set(_TRANSPORTS) or not transports:
             raise ValueError('transports is a list of "polling" and "websocket"')
-        limits = (max_payload, max_depth, max_namespaces, max_connections, max_buffer)
+        limits = (
+            max_payload,
+            max_depth,
+            max_namespaces,
+            max_connections,
+            max_buffer,
+            max_child_namespaces,
+        )
         if min(limits) < 1 or max_pending_handlers < 1 or max_attachments < 0:
             raise ValueError("limits must be positive")
         self.path = path.rstrip("/") + "/"
@@ -522,6 +536,7 @@ class Server:
         self._adapter = adapter
         self._serving = False
         self.cleanup_empty_child_namespaces = cleanup_empty_child_namespaces
+        self.max_child_namespaces = max_child_namespaces
         # The loop serving, and its thread: an emit from another thread is handed to it.
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: int | None = None

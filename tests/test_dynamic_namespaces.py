@@ -151,3 +151,35 @@ async def test_children_stay_by_default() -> None:
         await client.send("41/team-5,")
         await asyncio.sleep(0.05 * UNIT)
         assert "/team-5" in io._namespaces and io.of("/team-5") in parent.children
+
+
+@pytest.mark.parametrize("cleanup", [False, True])
+async def test_max_child_namespaces_bounds_what_clients_can_make(
+    cleanup: bool, caplog: pytest.LogCaptureFixture
+) -> None:
+    io, parent = teams(max_child_namespaces=3, cleanup_empty_child_namespaces=cleanup)
+    async with running(io) as address, raw_client(address) as a, raw_client(address) as b:
+        for n in (1, 2, 3):
+            await a.join(f"/team-{n}")
+            await a.expect(f'42/team-{n},["welcome","/team-{n}"]')
+        await b.send("40/team-4,")  # one more would be made: refused, as an unknown name
+        await b.expect(f"44/team-4,{INVALID}")
+        assert "max_child_namespaces (3) reached" in caplog.text
+        await b.join("/team-2")  # the ones made are still there for everyone
+        await b.expect('42/team-2,["welcome","/team-2"]')
+        assert len(parent.children) == 3
+
+        await a.send("41/team-1,")  # team-1 is empty now
+        await b.send("40/team-5,")
+        if cleanup:  # forgotten, so there is room for another
+            await b.expect_match(r'40/team-5,\{"sid":"' + "[A-Za-z0-9_-]{20}" + r'"\}')
+            await b.expect('42/team-5,["welcome","/team-5"]')
+            assert {c.name for c in parent.children} == {"/team-2", "/team-3", "/team-5"}
+        else:  # kept, as in Node: still full
+            await b.expect(f"44/team-5,{INVALID}")
+            assert len(parent.children) == 3
+
+
+def test_max_child_namespaces_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="positive"):
+        minisio.Server(max_child_namespaces=0)
