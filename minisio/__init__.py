@@ -17,6 +17,9 @@ from .request import HttpRequest, RequestHeaders
 from .server import Namespace, Server
 from .socket import Handshake, Socket
 
+#: The one place the version is written: pyproject.toml reads it from here.
+__version__ = "0.2.0"
+
 __all__ = [
     "AckTimeout",
     "BroadcastOperator",

@@ -18,14 +18,14 @@ import asyncio
 import contextlib
 import importlib
 import logging
-from pathlib import Path
+import os
 from typing import Any
 
+from . import __version__, files
 from .errors import ClusterError
 from .server import Server
 from .socket import Socket
 
-_REPO_STATIC = Path(__file__).resolve().parent.parent / "static"
 MAX_NAME = 32
 MAX_TEXT = 2000
 
@@ -100,9 +100,26 @@ async def _exists(io: Server, sid: str) -> bool:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="minisio", description="The minisio demo chat server.")
+    parser.add_argument("--version", action="version", version=f"minisio {__version__}")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8000)
-    parser.add_argument("--static", default=str(_REPO_STATIC), help="folder served at /")
+    static = files.default_static_dir()
+    parser.add_argument(
+        "--static",
+        default=str(static) if static else None,
+        help="folder served at / (default: the chat page installed with minisio)",
+    )
+    parser.add_argument(
+        "--client-dir",
+        metavar="DIR",
+        help="a socket.io-client dist/ folder to serve the client bundle from "
+        "(as $MINISIO_CLIENT_DIR; default: ./node_modules/socket.io-client/dist, else the CDN)",
+    )
+    parser.add_argument(
+        "--admin",
+        metavar="USER:PASSWORD",
+        help="let the official admin UI watch the chat (namespace /admin, UI at /admin/)",
+    )
     parser.add_argument("--trace", action="store_true", help="log every frame in and out")
     parser.add_argument(
         "--redis",
@@ -111,6 +128,14 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--log-level", default="INFO")
     args = parser.parse_args(argv)
+    if args.client_dir:
+        os.environ["MINISIO_CLIENT_DIR"] = args.client_dir  # files.client_dirs() reads it
+    admin_auth = None
+    if args.admin:
+        username, colon, password = args.admin.partition(":")
+        if not colon or not username or not password:
+            parser.error("--admin takes USER:PASSWORD")
+        admin_auth = {"username": username, "password": password}
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(message)s")
     logging.getLogger("websockets").setLevel(logging.WARNING)
     with contextlib.suppress(ImportError):
@@ -122,11 +147,20 @@ def main(argv: list[str] | None = None) -> None:
 
         options["adapter"] = redis_adapter(args.redis)
     io = create_app(**options)
+    log = logging.getLogger("minisio")
+    if admin_auth is not None:
+        admin = io.instrument(auth=admin_auth)
+        if admin.ui_dir is not None:
+            log.info("admin UI served from %s", admin.ui_dir)
+    log.info("chat page served from %s", args.static)
+    log.info("%s", files.client_source())
 
     async def serve() -> None:
         async with io.serve(args.host, args.port) as server:
             port = server.sockets[0].getsockname()[1]  # the real one when --port 0
             print(f"minisio chat on http://{args.host}:{port}/", flush=True)
+            if admin_auth is not None:
+                print(f"admin UI on http://{args.host}:{port}/admin/", flush=True)
             await asyncio.Future()
 
     with contextlib.suppress(KeyboardInterrupt):

@@ -31,7 +31,6 @@ from . import eio, sio
 from .errors import ConnectionRefused, ProtocolError
 from .polling import Polling, payload_item
 from .request import HttpRequest
-from .trace import trace_in, trace_out
 from .websocket import BINARY, TEXT, WebSocket, ws_frame
 
 if TYPE_CHECKING:
@@ -143,7 +142,8 @@ class Session:
         # most connections never put anything in these two.
         self.pending: dict[str, None] = {}  # namespaces whose middleware is running
         self.closed = False
-        self.trace = server.trace
+        # What watches this session (the wire trace, the admin UI): None, or a trace.Tap.
+        self.trace = server._tap
         self._tasks: dict[asyncio.Task[Any], None] = {}
         # Events waiting for a handler slot (see _on_packet); None when empty.
         self._backlog: collections.deque[tuple[Socket, sio.Packet, int]] | None = None
@@ -163,6 +163,8 @@ class Session:
         server = self.server
         loop = asyncio.get_running_loop()
         server._sessions[self.sid] = self
+        if self.trace:
+            self.trace.opened(self)
         self.send_eio(
             eio.PacketType.OPEN,
             eio.open_payload(
@@ -190,6 +192,8 @@ class Session:
         # Counted towards max_connections until the transport is really gone.
         if self.server._sessions.get(self.sid) is self:
             del self.server._sessions[self.sid]
+            if self.trace:
+                self.trace.closed(self)
 
     def receive(self, message: str | bytes) -> None:
         """Handle one packet (WebSocket message, polling record): the boundary for peer faults."""
@@ -318,7 +322,7 @@ class Session:
             else:
                 ws.write_binary(item)
         if self.trace:
-            logger.getChild("trace").info("%s = upgraded to websocket", self.sid)
+            self.trace.upgraded(self)
         if self.closed:  # the session ended during the probe
             ws.end(*self._close_args)
 
@@ -385,7 +389,7 @@ class Session:
     # -- receiving -------------------------------------------------------
     def _on_frame(self, frame: str | bytes) -> None:
         if self.trace:
-            trace_in(self.sid, frame, self.decoder)
+            self.trace.frame_in(self, frame)
         packet = eio.decode(frame)
         kind = packet.type
         if self._pong_timer is not None and kind is not _EIO_PONG:
@@ -648,9 +652,7 @@ def write_many(conns: Sequence[Session], text: bytes, attachments: list[bytes]) 
         if conn.closed:
             continue
         if conn.trace:
-            trace_out(conn.sid, text, text=True)
-            for attachment in attachments:
-                trace_out(conn.sid, attachment, text=False)
+            conn.trace.frame_out(conn, text, attachments)
         transport = conn.transport
         if isinstance(transport, WebSocket):
             if wire is None:
@@ -696,9 +698,7 @@ def send_flagged(
             if wire is None:
                 wire = ws_frame(TEXT, text) + b"".join(ws_frame(BINARY, a) for a in attachments)
             if conn.trace:
-                trace_out(conn.sid, text, text=True)
-                for attachment in attachments:
-                    trace_out(conn.sid, attachment, text=False)
+                conn.trace.frame_out(conn, text, attachments)
             transport.write_uncompressed(wire)
         conns = others
     write_many(conns, text, attachments)

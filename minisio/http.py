@@ -256,7 +256,7 @@ class HttpConnection(asyncio.Protocol):
             else:
                 self._respond(files.text(404, "Not Found\n"))
             return
-        self._respond(files.static_file(server.static_dir, url.path))
+        self._respond(files.http_file(server, url.path))
 
     def _on_request(self, request: Request) -> None:
         """A POST is whole: its packets go to the session."""

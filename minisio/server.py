@@ -20,9 +20,11 @@ from .engine import Session
 from .handlers import EMITTED, Emitted, Handler
 from .http import HttpConnection
 from .request import HttpRequest
+from .trace import LogTap, Tap, Taps
 from .websocket import wait_closing
 
 if TYPE_CHECKING:
+    from .admin import Instrumentation
     from .classns import ClassNamespace
     from .dynamic import NamespaceCheck, ParentNamespace
     from .socket import Socket
@@ -292,6 +294,12 @@ class Namespace:
                 logger.exception("connection handler of %s failed", self.name)
 
 
+def _taps(tap: Tap | None) -> list[Tap]:
+    if tap is None:
+        return []
+    return list(tap.taps) if isinstance(tap, Taps) else [tap]
+
+
 def _takes_the_socket(fn: Callable[..., Any], what: str) -> Handler:
     """Check, at registration, that ``fn`` can be called as ``fn(socket)``."""
     handler = Handler(fn)
@@ -514,7 +522,12 @@ class Server:
         self.allow_upgrades = allow_upgrades
         # A polling session is told it may upgrade only when both are on.
         self._can_upgrade = allow_upgrades and set(self.transports) == set(_TRANSPORTS)
+        # What watches every session: the wire trace and/or the admin UI (instrument()).
+        self._tap: Tap | None = None
+        self._admin: Instrumentation | None = None
         self.trace = trace
+        # Folders served at a URL prefix of their own, as {"/admin/": folder}.
+        self._mounts: dict[str, Path] = {}
         self.compression = compression
         self.ping_interval = ping_interval
         self.ping_timeout = ping_timeout
@@ -583,6 +596,8 @@ class Server:
 
     def _add_namespace(self, nsp: Namespace) -> Namespace:
         self._namespaces[nsp.name] = nsp
+        if self._admin is not None:
+            self._admin.watch_namespace(nsp)
         if self._serving:  # made while serving: its adapter starts now, on the loop
             loop = self._loop
             if loop is not None and self._loop_thread != threading.get_ident():
@@ -675,6 +690,55 @@ class Server:
     async def server_side_emit_with_ack(self, event: str, *args: Any) -> list[Any]:
         """The same, gathering each other node's answer."""
         return await self.main.server_side_emit_with_ack(event, *args)
+
+    @property
+    def trace(self) -> bool:
+        """Log every frame in and out on the ``minisio.trace`` logger (sessions opened from now)."""
+        return any(isinstance(t, LogTap) for t in _taps(self._tap))
+
+    @trace.setter
+    def trace(self, on: bool) -> None:
+        others = [t for t in _taps(self._tap) if not isinstance(t, LogTap)]
+        self._set_taps([LogTap(), *others] if on else others)
+
+    def _set_taps(self, taps: list[Tap]) -> None:
+        self._tap = None if not taps else taps[0] if len(taps) == 1 else Taps(*taps)
+
+    def instrument(
+        self,
+        auth: Any,
+        *,
+        mode: str = "development",
+        namespace: str = "/admin",
+        read_only: bool = False,
+        server_id: str | None = None,
+        stats_interval: float = 2.0,
+        ui: bool | str | os.PathLike[str] = True,
+        ui_path: str = "/admin/",
+    ) -> Instrumentation:
+        """Be watched and driven by the official admin UI (``@socket.io/admin-ui`` 0.5).
+
+        See :mod:`minisio.admin` for every argument. ``auth`` is required:
+        ``{"username": ..., "password": ...}`` (the plain password; compared
+        in constant time), a list of them, a function ``fn(auth) -> bool``
+        (plain or async) or ``False`` for none. ``mode="production"`` sends
+        only the server stats. ``ui``: serve the UI's files at ``ui_path``
+        from an installed npm ``@socket.io/admin-ui`` (True: look for it), a
+        folder, or False. Call it before serving.
+        """
+        from .admin import Instrumentation
+
+        return Instrumentation(
+            self,
+            auth,
+            mode=mode,
+            namespace=namespace,
+            read_only=read_only,
+            server_id=server_id,
+            stats_interval=stats_interval,
+            ui=ui,
+            ui_path=ui_path,
+        )
 
     @property
     def clients_count(self) -> int:

@@ -437,6 +437,9 @@ class Socket:
             return
         names = room_names(rooms)
         if self.connected:
+            admin = self.namespace.server._admin
+            if admin is not None:  # the admin UI is told of rooms joined (instrument())
+                admin.joining(self, names)
             self.namespace.adapter.add_all(self.id, names)
         elif self._early_rooms is not None:  # in middleware: joined when accepted, as in Node
             self._early_rooms.update(names)
@@ -447,6 +450,9 @@ class Socket:
             return
         if self._early_rooms:
             self._early_rooms.discard(room)
+        admin = self.namespace.server._admin
+        if admin is not None and self.connected:
+            admin.leaving(self, room)
         self.namespace.adapter.delete(self.id, room)
 
     # -- disconnecting ---------------------------------------------------

@@ -19,13 +19,17 @@ message) is cut and escaped the same way.
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
 import orjson
 
 from . import eio, sio
 from .errors import ProtocolError
 
-__all__ = ["describe", "trace_in", "trace_out"]
+if TYPE_CHECKING:
+    from .engine import Session
+
+__all__ = ["LogTap", "Tap", "Taps", "describe", "trace_in", "trace_out"]
 
 logger = logging.getLogger("minisio.trace")
 
@@ -37,6 +41,77 @@ _HEX_PREFIX = 16
 # costs the trace no more than the connection's own decoding (a depth check
 # to 1000 levels took seconds on one 1 MB frame).
 _DECODER = sio.Decoder()
+
+
+class Tap:
+    """What watches every session's life and frames: the wire trace, the admin UI's stats.
+
+    A session holds one in ``Session.trace`` (None when nothing watches, so
+    an unwatched frame costs one test); each hook does nothing by default.
+    """
+
+    __slots__ = ()
+
+    def opened(self, session: Session) -> None:
+        """A session was opened (its handshake answered)."""
+
+    def closed(self, session: Session) -> None:
+        """A session's transport is gone for good."""
+
+    def upgraded(self, session: Session) -> None:
+        """A session moved from polling to its WebSocket."""
+
+    def frame_in(self, session: Session, frame: str | bytes) -> None:
+        """The client sent ``frame`` (before it is decoded)."""
+
+    def frame_out(self, session: Session, text: bytes, attachments: list[bytes]) -> None:
+        """A text frame (UTF-8), then binary ones, are being written to the client."""
+
+
+class LogTap(Tap):
+    """The wire trace: one log line per frame (``Server(trace=True)``)."""
+
+    __slots__ = ()
+
+    def upgraded(self, session: Session) -> None:
+        logger.info("%s = upgraded to websocket", session.sid)
+
+    def frame_in(self, session: Session, frame: str | bytes) -> None:
+        trace_in(session.sid, frame, session.decoder)
+
+    def frame_out(self, session: Session, text: bytes, attachments: list[bytes]) -> None:
+        trace_out(session.sid, text, text=True)
+        for attachment in attachments:
+            trace_out(session.sid, attachment, text=False)
+
+
+class Taps(Tap):
+    """Several taps, called in order."""
+
+    __slots__ = ("taps",)
+
+    def __init__(self, *taps: Tap) -> None:
+        self.taps = taps
+
+    def opened(self, session: Session) -> None:
+        for tap in self.taps:
+            tap.opened(session)
+
+    def closed(self, session: Session) -> None:
+        for tap in self.taps:
+            tap.closed(session)
+
+    def upgraded(self, session: Session) -> None:
+        for tap in self.taps:
+            tap.upgraded(session)
+
+    def frame_in(self, session: Session, frame: str | bytes) -> None:
+        for tap in self.taps:
+            tap.frame_in(session, frame)
+
+    def frame_out(self, session: Session, text: bytes, attachments: list[bytes]) -> None:
+        for tap in self.taps:
+            tap.frame_out(session, text, attachments)
 
 
 def trace_in(sid: str, frame: str | bytes, decoder: sio.Decoder | None = None) -> None:
