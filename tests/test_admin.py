@@ -9,9 +9,21 @@ import socket as _socket
 from typing import Any
 
 import pytest
+from websockets.asyncio.client import connect
 
 import minisio
-from tests.conftest import SID, UNIT, RawClient, eventually, http_get, raw_client, running
+from tests.conftest import (
+    POLL,
+    SID,
+    UNIT,
+    RawClient,
+    eventually,
+    http_client,
+    http_get,
+    polling_handshake,
+    raw_client,
+    running,
+)
 
 AUTH = {"username": "admin", "password": "s3cret"}
 LOGIN = '40/admin,{"username":"admin","password":"s3cret"}'
@@ -398,3 +410,32 @@ async def test_off_it_installs_nothing() -> None:
         assert socket._conn.trace is None
         assert socket._any is None and socket._any_out is None
         assert not io.sockets._outgoing
+
+
+async def test_an_upgrade_is_reported_as_socket_updated() -> None:
+    io = chat_server()
+    io.instrument(auth=AUTH, ui=False)
+    async with running(io) as address, raw_client(address) as admin:
+        await login(admin)
+        await admin.recv()  # all_sockets
+        async with http_client(address) as get:
+            sid = await polling_handshake(get)
+            status, _, _ = await get.request("POST", f"{POLL}&sid={sid}", b"40")
+            assert status == 200
+            _, _, body = await get.request("GET", f"{POLL}&sid={sid}")
+            chat_id = re.fullmatch(rb'40\{"sid":"(' + SID.encode() + rb')"\}', body)
+            assert chat_id, body
+            connected = (await next_event(admin, "socket_connected"))[1]
+            assert connected["id"] == chat_id.group(1).decode()
+            assert connected["transport"] == "polling"
+            url = f"ws://{address}/socket.io/?EIO=4&transport=websocket&sid={sid}"
+            async with connect(url) as ws:
+                await ws.send("2probe")
+                assert await asyncio.wait_for(ws.recv(), 2 * UNIT) == "3probe"
+                await get.request("GET", f"{POLL}&sid={sid}")  # released with a noop
+                await ws.send("5")
+                updated = await next_event(admin, "socket_updated")
+                assert updated == [
+                    "socket_updated",
+                    {"id": connected["id"], "nsp": "/", "transport": "websocket"},
+                ]
