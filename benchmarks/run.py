@@ -54,10 +54,16 @@ LABELS = {
     "psio": "python-socketio (aiohttp)",
     "node": "socket.io (Node)",
     "baseline": "minisio baseline (--baseline)",
+    "admin-dev": "minisio + admin UI watching (development)",
+    "admin-prod": "minisio + admin UI watching (production)",
 }
+#: minisio instrumented for the admin UI, with one admin client logged in and reading
+#: (benchmarks/servers/admin_watcher.py, off the server's core): --servers minisio,admin-dev
+#: gives the cost of instrument() as the paired ratio. Not in the default run.
+ADMIN_SERVERS = {"admin-dev": "development", "admin-prod": "production"}
 #: The servers that speak HTTP long-polling (the raw websockets server does not); a
 #: --baseline checkout joins them when it has minisio/polling.py.
-POLLING_SERVERS = {"minisio", "psio", "node"}
+POLLING_SERVERS = {"minisio", "psio", "node", *ADMIN_SERVERS}
 #: The servers with a Redis adapter (two nodes of a cluster in the redis-fan scenarios); a
 #: --baseline checkout joins them when it has minisio/redis.py.
 REDIS_SERVERS = {"minisio", "node"}
@@ -255,6 +261,8 @@ class ServerProcess:
             script = {
                 "minisio": "minisio_server",
                 "baseline": "minisio_server",
+                "admin-dev": "minisio_server",
+                "admin-prod": "minisio_server",
                 "raw": "raw_ws_server",
                 "psio": "psio_server",
             }
@@ -263,6 +271,8 @@ class ServerProcess:
                 cmd.append("--uvloop")
             if args.server_profile:
                 cmd += ["--profile", args.server_profile + node]
+            if server in ADMIN_SERVERS:
+                cmd += ["--admin", ADMIN_SERVERS[server]]
         if redis:
             cmd += ["--redis", redis]  # one node of a cluster: the Redis adapter
         self.log_path = RESULTS / "logs" / f"{server}{node}.log"

@@ -5,7 +5,7 @@ the UI connects with ``auth: {username, password}`` and then gets:
 
 - ``config`` ``{supportedFeatures}`` and, in development mode,
   ``all_sockets`` (every socket of every namespace, serialized as below);
-- ``server_stats`` every ``stats_interval`` seconds: server id, hostname,
+- ``server_stats`` every ``server_stats_interval`` seconds: server id, hostname,
   pid, uptime, Engine.IO sessions (polling ones apart), each namespace's
   socket count, and the aggregated events the dashboard charts
   (``rawConnection``, ``rawDisconnection``, ``packetsIn/Out``, ``bytesIn/Out``);
@@ -73,10 +73,20 @@ def find_ui() -> Path | None:
     return None
 
 
+_last_stamp: tuple[int, str] = (0, "")
+
+
 def _now() -> str:
-    """A JavaScript ``Date`` as JSON carries it: ISO 8601, milliseconds, UTC."""
-    t = time.time()
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t * 1000) % 1000:03d}Z"
+    """A JavaScript ``Date`` as JSON carries it: ISO 8601, milliseconds, UTC.
+
+    Made once per millisecond: in development mode every event is stamped.
+    """
+    global _last_stamp
+    ms = int(time.time() * 1000)
+    if ms != _last_stamp[0]:
+        seconds = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ms // 1000))
+        _last_stamp = (ms, f"{seconds}.{ms % 1000:03d}Z")
+    return _last_stamp[1]
 
 
 def _check_auth(auth: Any) -> Callable[[dict[str, Any]], Any] | None:
@@ -190,7 +200,7 @@ class Instrumentation:
         namespace: the admin namespace.
         read_only: refuse the UI's actions (emit, join, leave, disconnect).
         server_id: the name the UI shows for this server (default: the hostname).
-        stats_interval: seconds between ``server_stats``.
+        server_stats_interval: seconds between ``server_stats``.
         ui: serve the UI's files at ``ui_path``: True finds the installed npm
             ``@socket.io/admin-ui`` (:func:`find_ui`), a path names its ``ui/dist``
             folder, False serves nothing (use https://admin.socket.io with CORS).
@@ -206,20 +216,20 @@ class Instrumentation:
         namespace: str = "/admin",
         read_only: bool = False,
         server_id: str | None = None,
-        stats_interval: float = 2.0,
+        server_stats_interval: float = 2.0,
         ui: bool | str | os.PathLike[str] = True,
         ui_path: str = "/admin/",
     ) -> None:
         if mode not in ("development", "production"):
             raise ValueError('mode is "development" or "production"')
-        if stats_interval <= 0:
-            raise ValueError("stats_interval must be positive")
+        if server_stats_interval <= 0:
+            raise ValueError("server_stats_interval must be positive")
         if server._admin is not None:
             raise RuntimeError("this server is already instrumented")
         self.server = server
         self.development = mode == "development"
         self.read_only = read_only
-        self.stats_interval = stats_interval
+        self.server_stats_interval = server_stats_interval
         self.server_id = server_id or _socket.gethostname()
         self._check = _check_auth(auth)
         self._sessions: collections.OrderedDict[str, float] = collections.OrderedDict()
@@ -362,7 +372,8 @@ class Instrumentation:
     def _start_stats(self) -> None:
         loop = self.server._loop
         if loop is not None and (self._timer is None or self._timer_loop is not loop):
-            self._timer, self._timer_loop = loop.call_later(self.stats_interval, self._tick), loop
+            self._timer = loop.call_later(self.server_stats_interval, self._tick)
+            self._timer_loop = loop
 
     def _tick(self) -> None:
         self._timer = None

@@ -712,7 +712,7 @@ class Server:
         namespace: str = "/admin",
         read_only: bool = False,
         server_id: str | None = None,
-        stats_interval: float = 2.0,
+        server_stats_interval: float = 2.0,
         ui: bool | str | os.PathLike[str] = True,
         ui_path: str = "/admin/",
     ) -> Instrumentation:
@@ -735,7 +735,7 @@ class Server:
             namespace=namespace,
             read_only=read_only,
             server_id=server_id,
-            stats_interval=stats_interval,
+            server_stats_interval=server_stats_interval,
             ui=ui,
             ui_path=ui_path,
         )

@@ -316,7 +316,7 @@ async def stats_until(admin: RawClient, done: Any) -> tuple[dict[str, Any], dict
 
 async def test_server_stats() -> None:
     io = chat_server()
-    io.instrument(auth=AUTH, ui=False, stats_interval=0.1, server_id="node-1")
+    io.instrument(auth=AUTH, ui=False, server_stats_interval=0.1, server_id="node-1")
     async with running(io) as address, raw_client(address) as admin:
         await login(admin)
         await stats_until(admin, lambda totals: True)  # what came before this client watched
@@ -342,7 +342,7 @@ async def test_server_stats() -> None:
 
 async def test_production_mode_sends_stats_only() -> None:
     io = chat_server()
-    io.instrument(auth=AUTH, mode="production", ui=False, stats_interval=0.2)
+    io.instrument(auth=AUTH, mode="production", ui=False, server_stats_interval=0.2)
     async with running(io) as address, raw_client(address) as admin:
         await admin.send(LOGIN)
         await admin.expect_match(rf'40/admin,\{{"sid":"{SID}"\}}')

@@ -27,6 +27,11 @@ def parse_args(description: str) -> argparse.Namespace:
     parser.add_argument(
         "--redis", metavar="URL", help="minisio only: a cluster node, the Redis adapter on URL"
     )
+    parser.add_argument(
+        "--admin",
+        choices=("development", "production"),
+        help="minisio only: instrument() for the admin UI, one admin client watching",
+    )
     return parser.parse_args()
 
 
