@@ -274,6 +274,7 @@ class Instrumentation:
             raise FileNotFoundError(f"no index.html in {folder}")
         if not path.startswith("/") or not path.endswith("/") or path == "/":
             raise ValueError('ui_path is a folder of its own: "/admin/"')
+        folder = folder.resolve()  # files are served only from under it, symlinks resolved
         self.server._mounts[path] = folder
         return folder
 

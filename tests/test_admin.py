@@ -439,3 +439,21 @@ async def test_an_upgrade_is_reported_as_socket_updated() -> None:
                     "socket_updated",
                     {"id": connected["id"], "nsp": "/", "transport": "websocket"},
                 ]
+
+
+async def test_the_ui_is_found_through_a_symlinked_node_modules(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    dist = tmp_path / "elsewhere" / "@socket.io" / "admin-ui" / "ui" / "dist"
+    dist.mkdir(parents=True)
+    (dist / "index.html").write_text("<!doctype html><title>ui</title>")
+    here = tmp_path / "here"
+    here.mkdir()
+    (here / "node_modules").symlink_to(tmp_path / "elsewhere", target_is_directory=True)
+    monkeypatch.chdir(here)  # find_ui() looks in ./node_modules first
+    io = chat_server()
+    admin = io.instrument(auth=AUTH)
+    assert admin.ui_dir == dist.resolve()
+    async with running(io) as address:
+        status, _, body = await http_get(address, "/admin/")
+        assert (status, body) == (200, b"<!doctype html><title>ui</title>")

@@ -34,7 +34,7 @@ from minisio import files
 from tests.conftest import UNIT
 
 ROOT = Path(__file__).resolve().parent.parent
-CLIENT_DIST = ROOT / "node_modules" / "socket.io-client" / "dist"
+CLIENT_DIST = (ROOT / "node_modules" / "socket.io-client" / "dist").resolve()
 WHEELHOUSE = ROOT / "build" / "wheelhouse"
 
 
