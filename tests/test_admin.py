@@ -408,7 +408,7 @@ async def test_off_it_installs_nothing() -> None:
         chat_id = await chat.join()
         socket = io.sockets[chat_id]
         assert socket._conn.trace is None
-        assert socket._any is None and socket._any_out is None
+        assert socket._inbound is None and socket._any_out is None
         assert not io.sockets._outgoing
 
 
