@@ -209,20 +209,21 @@ class FlaggedSocket:
         """See :meth:`BroadcastOperator.compress`."""
         return replace(self, flags=_flag(self.flags, compress=bool(compress)))
 
-    def emit(self, event: str, *args: Any) -> None:
+    def emit(self, event: str, *args: Any) -> Emitted:
         """Send an event to this socket only, with the flags."""
         _check_event(event)
         socket = self.socket
         server = socket.namespace.server
         if server._loop_thread != get_ident() and server._loop is not None:
             server._loop.call_soon_threadsafe(self.emit, event, *args)
-            return
+            return EMITTED
         if not socket.connected:
-            return
+            return EMITTED
         packet = sio.Packet(sio.PacketType.EVENT, [event, *args], socket.namespace.name)
         if socket._any_out is not None:
             socket._sent(packet.data)
         send_flagged([socket._conn], sio.encode(packet), self.flags.volatile, self.flags.compress)
+        return EMITTED
 
     def _operator(self, rooms: frozenset[str], exclude: frozenset[str]) -> BroadcastOperator:
         return BroadcastOperator(self.socket.namespace, rooms, exclude, flags=self.flags)
@@ -231,6 +232,11 @@ class FlaggedSocket:
     def broadcast(self) -> BroadcastOperator:
         """Everyone in the namespace except this socket, with the flags."""
         return self._operator(frozenset(), frozenset((self.socket.id,)))
+
+    @property
+    def local(self) -> BroadcastOperator:
+        """As :attr:`broadcast`, on this node only (Node's ``socket.local``)."""
+        return replace(self, flags=_flag(self.flags, local=True)).broadcast
 
     def to(self, *rooms: RoomNames) -> BroadcastOperator:
         """The sockets in ``rooms`` except this one, with the flags."""

@@ -83,6 +83,16 @@ class ClassNamespace:
             if handler.max_args == 0:
                 raise TypeError(f"{attr} is called with the socket first: {attr}(socket, ...)")
             if attr in _LIFECYCLE:
+                # on_connect(socket); on_disconnect(socket, reason) and
+                # on_disconnecting(socket, reason). python-socketio's
+                # on_connect(sid, environ[, auth]) would fail at every connect.
+                most = 1 if attr == "on_connect" else 2
+                if handler.min_args > most:
+                    called = "socket" if most == 1 else "socket, reason"
+                    raise TypeError(
+                        f"{attr} is called as {attr}({called}): the request is "
+                        "socket.request, the auth socket.handshake.auth"
+                    )
                 lifecycle[attr] = handler
             else:
                 refuse_callback_parameter(handler, attr[3:])

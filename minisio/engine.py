@@ -105,6 +105,7 @@ class Session:
         "_probe",
         "_tasks",
         "_upgrade_timer",
+        "_withdrawn",
         "address",
         "closed",
         "decoder",
@@ -140,7 +141,12 @@ class Session:
         self.sockets: dict[str, Socket] = {}  # namespace name -> socket
         # Dicts used as sets: an empty dict is 64 bytes, an empty set 216, and
         # most connections never put anything in these two.
-        self.pending: dict[str, None] = {}  # namespaces whose middleware is running
+        # Namespace -> the CONNECT attempt whose middleware (or namespace
+        # check) is running: its socket, or a token. An attempt the client
+        # withdrew (DISCONNECT before the reply) still runs; it is kept in
+        # _withdrawn until it ends, and counts towards max_namespaces.
+        self.pending: dict[str, object] = {}
+        self._withdrawn: dict[object, None] | None = None
         self.closed = False
         # What watches this session (the wire trace, the admin UI): None, or a trace.Tap.
         self.trace = server._tap
@@ -415,8 +421,11 @@ class Session:
             elif packet.namespace not in self.pending:
                 # "invalid state" in the reference server: it closes the connection.
                 raise ProtocolError("packet for a namespace not joined")
-            elif kind is _DISCONNECT:
-                del self.pending[packet.namespace]  # gave up: do not accept it afterwards
+            elif kind is _DISCONNECT:  # gave up: do not accept it afterwards
+                token = self.pending.pop(packet.namespace)
+                if self._withdrawn is None:
+                    self._withdrawn = {}
+                self._withdrawn[token] = None
             # Anything else before the CONNECT reply is dropped: a client waits for it.
             return
         if kind is _EVENT or kind is _BINARY_EVENT:
@@ -466,27 +475,27 @@ class Session:
             raise ProtocolError("CONNECT to a namespace already joining")
         server = self.server
         nsp = server._namespaces.get(name)
-        joined = len(self.sockets) + len(self.pending)
-        if nsp is None and server._parents and joined < server.max_namespaces:
+        if nsp is None and server._parents and self._joined() < server.max_namespaces:
             from .dynamic import find_child  # io.of(regex or function): maybe a child
 
             found = find_child(server, name, auth or {})
             if inspect.isawaitable(found):  # an async check: connect once it answers
-                self.pending[name] = None
-                self.spawn(self._connect_when_found(name, auth, found))
+                token = object()
+                self.pending[name] = token
+                self.spawn(self._connect_when_found(name, auth, found, token))
                 return
             nsp = found
         if nsp is None:
             self.send_packet(sio.PacketType.CONNECT_ERROR, {"message": "Invalid namespace"}, name)
             return
-        if len(self.sockets) + len(self.pending) >= server.max_namespaces:
+        if self._joined() >= server.max_namespaces:
             self.send_packet(sio.PacketType.CONNECT_ERROR, {"message": "Too many namespaces"}, name)
             return
         from .socket import Socket
 
         socket = Socket(nsp, self, new_id(), auth or {})
         if nsp._async_middleware:
-            self.pending[name] = None
+            self.pending[name] = socket
             nsp._joining += 1
             self.spawn(self._connect_async(nsp, socket))
             return
@@ -499,17 +508,35 @@ class Session:
             return
         self._accept(nsp, socket)
 
+    def _joined(self) -> int:
+        """Namespaces joined or joining, attempts withdrawn but still running included."""
+        withdrawn = len(self._withdrawn) if self._withdrawn is not None else 0
+        return len(self.sockets) + len(self.pending) + withdrawn
+
+    def _settled(self, name: str, token: object) -> bool:
+        """The run of CONNECT attempt ``token`` ended: whether its answer is still wanted."""
+        if self._withdrawn is not None and token in self._withdrawn:
+            del self._withdrawn[token]
+            return False
+        if self.pending.get(name) is token:
+            del self.pending[name]
+            return True
+        return False  # the session ended meanwhile
+
     async def _connect_when_found(
-        self, name: str, auth: dict[str, Any] | None, found: Awaitable[Namespace | None]
+        self,
+        name: str,
+        auth: dict[str, Any] | None,
+        found: Awaitable[Namespace | None],
+        token: object,
     ) -> None:
         nsp = await found
-        if name not in self.pending:
+        if not self._settled(name, token):
             # The session ended, or the client gave up, meanwhile: a child made
             # for it alone is empty.
             if nsp is not None:
                 _maybe_emptied(nsp)
             return
-        del self.pending[name]
         if nsp is None:
             self.send_packet(sio.PacketType.CONNECT_ERROR, {"message": "Invalid namespace"}, name)
         else:
@@ -531,12 +558,10 @@ class Session:
                 if result is False:
                     raise ConnectionRefused(_REJECTED)
         except Exception as exc:
-            if nsp.name in self.pending:
-                del self.pending[nsp.name]
+            if self._settled(nsp.name, socket):
                 self._refuse(nsp, exc)
             return
-        if nsp.name in self.pending:  # still wanted: not closed meanwhile
-            del self.pending[nsp.name]
+        if self._settled(nsp.name, socket):  # still wanted: not withdrawn, not closed
             self._accept(nsp, socket)
 
     def _refuse(self, nsp: Namespace, exc: Exception) -> None:

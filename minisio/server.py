@@ -311,7 +311,7 @@ def _takes_the_socket(fn: Callable[..., Any], what: str) -> Handler:
     return handler
 
 
-_background: set[asyncio.Task[Any]] = set()
+_background: set[asyncio.Future[Any]] = set()
 
 
 class _Nothing:
@@ -324,7 +324,16 @@ class _Nothing:
 _NOTHING = _Nothing()
 
 
-def _background_done(task: asyncio.Task[Any]) -> None:
+def _settle(future: asyncio.Future[Any], result: Any, exc: BaseException | None) -> None:
+    if future.done():
+        return
+    if exc is None:
+        future.set_result(result)
+    else:
+        future.set_exception(exc)
+
+
+def _background_done(task: asyncio.Future[Any]) -> None:
     _background.discard(task)
     if not task.cancelled() and task.exception() is not None:
         logger.error("background task failed", exc_info=task.exception())
@@ -782,18 +791,34 @@ class Server:
             raise RuntimeError("the server is not serving: no loop to hand the call to")
         return asyncio.run_coroutine_threadsafe(coro, self._loop)
 
-    def start_background_task(self, fn: Callable[..., Any], *args: Any) -> asyncio.Task[Any]:
+    def start_background_task(self, fn: Callable[..., Any], *args: Any) -> asyncio.Future[Any]:
         """Run ``fn(*args)`` in the background (python-socketio's name): a coroutine
-        function as a task on the loop, a plain one in a thread (``asyncio.to_thread``).
+        function as a task on the loop, a plain one in a daemon thread of its own.
 
-        Call it from the loop; the task is kept until it ends, and an exception
-        it raises is logged.
+        Call it from the loop. The future it returns gets the result; an
+        exception is logged. A plain function may loop forever (python-socketio's
+        background thread): the thread is a daemon, so ``io.run()`` still returns
+        after ``io.close()`` or Ctrl-C, and the thread ends with the process.
         """
-        coro = fn(*args) if asyncio.iscoroutinefunction(fn) else asyncio.to_thread(fn, *args)
-        task = asyncio.ensure_future(coro)
-        _background.add(task)
-        task.add_done_callback(_background_done)
-        return task
+        loop = asyncio.get_running_loop()
+        if asyncio.iscoroutinefunction(fn):
+            future: asyncio.Future[Any] = asyncio.ensure_future(fn(*args))
+        else:
+            future = loop.create_future()
+
+            def work() -> None:
+                try:
+                    outcome: tuple[Any, BaseException | None] = (fn(*args), None)
+                except BaseException as exc:
+                    outcome = (None, exc)
+                with contextlib.suppress(RuntimeError):  # a closed loop: nobody waits
+                    loop.call_soon_threadsafe(_settle, future, *outcome)
+
+            name = f"minisio-{getattr(fn, '__name__', 'task')}"
+            threading.Thread(target=work, name=name, daemon=True).start()
+        _background.add(future)
+        future.add_done_callback(_background_done)
+        return future
 
     async def sleep(self, seconds: float) -> None:
         """``await io.sleep(s)``: ``asyncio.sleep`` (python-socketio's name)."""

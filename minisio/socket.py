@@ -422,6 +422,13 @@ class Socket:
         """``socket.compress(False).emit(...)``: see :meth:`BroadcastOperator.compress`."""
         return FlaggedSocket(self, Flags(compress=bool(compress)))
 
+    @property
+    def local(self) -> BroadcastOperator:
+        """Everyone in the namespace on this node except this socket (Node's ``socket.local``)."""
+        return BroadcastOperator(
+            self.namespace, frozenset(), frozenset((self.id,)), flags=Flags(local=True)
+        )
+
     # -- rooms -----------------------------------------------------------
     @property
     def rooms(self) -> Set[str]:
