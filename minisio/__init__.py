@@ -13,6 +13,7 @@ from .errors import (
     MinisioError,
     ProtocolError,
 )
+from .recovery import KeptSession, Recovery
 from .request import HttpRequest, RequestHeaders
 from .server import Namespace, Server
 from .socket import Handshake, Socket
@@ -29,9 +30,11 @@ __all__ = [
     "Disconnected",
     "Handshake",
     "HttpRequest",
+    "KeptSession",
     "MinisioError",
     "Namespace",
     "ProtocolError",
+    "Recovery",
     "RequestHeaders",
     "Server",
     "Socket",

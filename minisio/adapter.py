@@ -14,19 +14,25 @@ recipient's transport, with no ``await`` in between.
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import time
 from collections.abc import Callable, Iterable, Set
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from . import sio
 from .engine import ready_for, send_flagged, send_many, wire_size
+from .recovery import KeptSession, PacketLog, Recovery, SessionStore, parse_offset
 from .rooms import Rooms
 
 if TYPE_CHECKING:
     from .server import Namespace
     from .socket import Socket
 
-__all__ = ["Adapter", "Flags"]
+__all__ = ["Adapter", "Flags", "SessionAwareAdapter"]
+
+logger = logging.getLogger("minisio")
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +80,11 @@ class Adapter(Rooms):
     """
 
     __slots__ = ("nsp",)
+
+    #: Whether this adapter keeps sessions and packets for connection state
+    #: recovery (:class:`SessionAwareAdapter`). This one does not: with it, a
+    #: server with ``connection_state_recovery`` behaves as without.
+    recovers = False
 
     def __init__(self, nsp: Namespace) -> None:
         super().__init__()
@@ -192,6 +203,124 @@ class Adapter(Rooms):
     async def server_side_emit_with_ack(self, data: list[Any]) -> list[Any]:
         """The same, gathering one answer per other node: none here."""
         return []
+
+
+class SessionAwareAdapter(Adapter):
+    """The in-memory adapter with connection state recovery (socket.io-adapter's own).
+
+    Every event broadcast without an ack and not ``volatile`` gets the next
+    offset as its last argument and is kept, encoded, with its route, in
+    :class:`~minisio.recovery.PacketLog`; the sockets that disconnect for a
+    reason that allows it are kept in :class:`~minisio.recovery.SessionStore`.
+    Both are bounded and expire after ``max_disconnection_duration``; one
+    timer per namespace, set for the oldest kept session, tells the
+    namespace's ``session_expired`` handlers when a session is gone for good.
+    """
+
+    __slots__ = ("_timer", "limits", "log", "store")
+
+    recovers = True
+
+    def __init__(self, nsp: Namespace) -> None:
+        super().__init__(nsp)
+        limits = nsp.server._recovery or Recovery()
+        self.limits = limits
+        self.store = SessionStore(limits)
+        self.log = PacketLog(limits)
+        self._timer: asyncio.TimerHandle | None = None
+
+    async def close(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def broadcast(
+        self, packet: sio.Packet, rooms: Set[str], exclude: Set[str], flags: Flags | None = None
+    ) -> None:
+        """As :meth:`Adapter.broadcast`, keeping the packet for replay with its offset."""
+        # Not with an ack (an ack callback cannot be restored), not volatile:
+        # as socket.io-adapter, which also appends the offset last so that
+        # the client sees it as one more argument.
+        if packet.id is None and (flags is None or not flags.volatile):
+            counter, offset = self.log.next_offset()
+            packet.data.append(offset)
+            frames = sio.encode(packet)
+            self.log.append(counter, frames, frozenset(rooms), frozenset(exclude), time.monotonic())
+        else:
+            frames = sio.encode(packet)
+        # Adapter.broadcast's delivery, with the frames already encoded.
+        sockets = self.sockets(rooms, exclude)
+        if self.nsp._outgoing:
+            _notify_outgoing(sockets, packet)
+        conns = [socket._conn for socket in sockets]
+        if flags is None:
+            send_many(conns, frames)
+        else:
+            send_flagged(conns, frames, flags.volatile, flags.compress)
+
+    def last_counter(self) -> int:
+        """The counter of the last packet kept: a new socket has seen none after it."""
+        return self.log.last
+
+    def persist_session(self, session: KeptSession) -> None:
+        """Keep a disconnected socket's session (Node's ``persistSession``)."""
+        self._expire()
+        for dropped in self.store.put(session):
+            self.nsp._session_expired(dropped)
+        self._schedule()
+
+    def restore_session(
+        self, pid: str, offset: object
+    ) -> tuple[KeptSession, list[list[bytes]]] | None:
+        """The session ``pid`` and the frames it missed after ``offset``, or None.
+
+        None: unknown or expired pid, or an offset this log cannot replay
+        from (forged, from the future, or older than what is kept); the
+        client then starts a new session. A session found is taken out of the
+        store whatever the offset: it can be restored once only, and a
+        failed attempt ends it (its ``session_expired`` handlers run).
+        ``offset`` None: the client never got an offset; what it missed is
+        everything since the socket first connected.
+        """
+        self._expire()
+        session = self.store.take(pid, time.monotonic())
+        if session is None:
+            return None
+        after = session.start if offset is None else parse_offset(offset)
+        missed = None if after is None else self.log.since(after, session.rooms)
+        if missed is None:
+            logger.info("session of %s not recovered: offset not replayable", session.id)
+            self.nsp._session_expired(session)
+            return None
+        return session, missed
+
+    def missed_since(self, after: int, rooms: Set[str]) -> list[list[bytes]] | None:
+        """The frames after counter ``after`` that reach ``rooms`` (None: not all kept)."""
+        return self.log.since(after, rooms)
+
+    def _expire(self) -> None:
+        now = time.monotonic()
+        self.log.expire(now)
+        for dropped in self.store.expire(now):
+            self.nsp._session_expired(dropped)
+
+    def _schedule(self) -> None:
+        if self._timer is not None:
+            return
+        due = self.store.next_expiry()
+        if due is None:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # not serving: expired on the next persist or restore
+            return
+        # A little past the deadline, so that the session has expired by then.
+        self._timer = loop.call_later(max(0.0, due - time.monotonic()) + 0.01, self._fire)
+
+    def _fire(self) -> None:
+        self._timer = None
+        self._expire()
+        self._schedule()
 
 
 def _notify_outgoing(sockets: list[Socket], packet: sio.Packet) -> None:

@@ -220,6 +220,11 @@ class FlaggedSocket:
         if not socket.connected:
             return EMITTED
         packet = sio.Packet(sio.PacketType.EVENT, [event, *args], socket.namespace.name)
+        if socket._pid is not None and not self.flags.volatile:
+            # Connection state recovery: kept for replay, as the socket's own emits.
+            own = frozenset((socket.id,))
+            socket.namespace.adapter.broadcast(packet, own, frozenset(), self.flags)
+            return
         if socket._any_out is not None:
             socket._sent(packet.data)
         send_flagged([socket._conn], sio.encode(packet), self.flags.volatile, self.flags.compress)

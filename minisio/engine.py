@@ -493,7 +493,16 @@ class Session:
             return
         from .socket import Socket
 
-        socket = Socket(nsp, self, new_id(), auth or {})
+        if nsp.adapter.recovers:  # connection state recovery: maybe a kept socket
+            from .socket import recoverable_socket
+
+            socket = recoverable_socket(nsp, self, auth or {})
+            recovery = server._recovery
+            if socket.recovered and (recovery is None or recovery.skip_middlewares):
+                self._accept(nsp, socket)
+                return
+        else:
+            socket = Socket(nsp, self, new_id(), auth or {})
         if nsp._async_middleware:
             self.pending[name] = socket
             nsp._joining += 1
@@ -591,7 +600,11 @@ class Session:
         socket.connected = True
         nsp._add(socket)
         # The CONNECT reply goes out before anything a connection handler emits.
-        self.send_packet(sio.PacketType.CONNECT, {"sid": socket.id}, nsp.name)
+        pid = socket._pid
+        reply = {"sid": socket.id} if pid is None else {"sid": socket.id, "pid": pid}
+        self.send_packet(sio.PacketType.CONNECT, reply, nsp.name)
+        if socket.recovered:  # then what it missed, before anything new
+            socket._replay()  # type: ignore[attr-defined]
         nsp._on_connection(socket)
 
     def forget(self, socket: Socket) -> None:

@@ -14,11 +14,12 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Itera
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
-from .adapter import Adapter, Flags
+from .adapter import Adapter, Flags, SessionAwareAdapter
 from .broadcast import BroadcastOperator, RoomNames, _check_event, room_names
 from .engine import Session
 from .handlers import EMITTED, Emitted, Handler
 from .http import HttpConnection
+from .recovery import KeptSession, Recovery
 from .request import HttpRequest
 from .trace import LogTap, Tap, Taps
 from .websocket import wait_closing
@@ -87,6 +88,8 @@ class Namespace:
         self._middlewares: list[Handler] = []
         self._async_middleware = False
         self._connection_handlers: list[Handler] = []
+        # Told when a session kept for connection state recovery is gone for good.
+        self._expired_handlers: list[Handler] = []
         # Handlers of events other nodes send with server_side_emit().
         self._server_handlers: dict[str, list[Handler]] = {}
         # Sockets with on_any_outgoing listeners: a broadcast tests this alone.
@@ -144,11 +147,20 @@ class Namespace:
         :meth:`server_side_emit`: the handler gets its arguments, and its
         return value answers :meth:`server_side_emit_with_ack`. (Events from
         clients are ``socket.on()``'s.)
+
+        ``session_expired`` handlers (minisio's; Node has none) get the
+        :class:`~minisio.recovery.KeptSession` (``id``, ``rooms``, ``data``)
+        of a socket kept for connection state recovery once it is gone for
+        good: not back within ``max_disconnection_duration``, pushed out by
+        the store's bounds, or come back with an offset that cannot be
+        replayed. A socket that recovers is not expired.
         """
 
         def register(fn: F) -> F:
             if event in ("connection", "connect"):
                 self._connection_handlers.append(_takes_the_socket(fn, "a connection handler"))
+            elif event == "session_expired":
+                self._expired_handlers.append(_takes_the_socket(fn, "a session_expired handler"))
             else:
                 _check_event(event)
                 self._server_handlers.setdefault(event, []).append(Handler(fn))
@@ -283,6 +295,16 @@ class Namespace:
         if self._parent is not None and not self.sockets and not self._joining:
             self._parent._emptied(self)
 
+    def _session_expired(self, session: KeptSession) -> None:
+        for handler in self._expired_handlers:
+            if handler.is_async:
+                _spawn(_run_expired_handler(handler, session, self.name))
+                continue
+            try:
+                handler.fn(session)
+            except Exception:
+                logger.exception("session_expired handler of %s failed", self.name)
+
     def _on_connection(self, socket: Socket) -> None:
         for handler in self._connection_handlers:
             if handler.is_async:
@@ -364,6 +386,13 @@ async def _run_connection_handler(handler: Handler, socket: Socket) -> None:
         logger.exception("connection handler of %s failed", socket.namespace.name)
 
 
+async def _run_expired_handler(handler: Handler, session: KeptSession, name: str) -> None:
+    try:
+        await handler.fn(session)
+    except Exception:
+        logger.exception("session_expired handler of %s failed", name)
+
+
 class Server:
     """A Socket.IO server: Engine.IO v4 over long-polling and WebSocket, Socket.IO v5 on top.
 
@@ -408,6 +437,8 @@ class Server:
         response_headers: HeaderHook | None = None,
         connection_error: Callable[[HttpRequest, int, str], Any] | None = None,
         generate_id: Callable[[HttpRequest], str] | None = None,
+        # Connection state recovery (off by default, as in Node)
+        connection_state_recovery: Recovery | dict[str, Any] | bool | None = None,
     ) -> None:
         """
         Args:
@@ -487,6 +518,15 @@ class Server:
                 ``generateId``); the default is 20 random URL-safe characters.
                 An id that is not a URL-safe string, or one in use, refuses
                 the handshake (400, code 3).
+            connection_state_recovery: keep the sessions of clients that
+                lose their connection, and the packets sent meanwhile, so
+                that one back within ``max_disconnection_duration`` seconds
+                (default 120) is the same socket again (``socket.recovered``)
+                and gets what it missed. A dict of :class:`~minisio.Recovery`'s
+                fields (``max_disconnection_duration``, ``skip_middlewares``
+                and the bounds), a ``Recovery``, or True for the defaults.
+                Needs an adapter that keeps sessions: the default one does
+                when this is on; the Redis adapter does not (as in Node).
         """
         if not path.startswith("/"):
             raise ValueError("path must start with '/'")
@@ -555,6 +595,9 @@ class Server:
         self.max_connections = max_connections
         self.max_buffer = max_buffer
         self.max_pending_handlers = max_pending_handlers
+        self._recovery = Recovery.of(connection_state_recovery)
+        if self._recovery is not None and adapter is Adapter:
+            adapter = SessionAwareAdapter  # socket.io does the same
         self._adapter = adapter
         self._serving = False
         self.cleanup_empty_child_namespaces = cleanup_empty_child_namespaces

@@ -5,23 +5,25 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import time
 from collections.abc import Callable, Set
 from dataclasses import dataclass
 from threading import get_ident
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from . import sio
-from .adapter import Flags
+from .adapter import Flags, SessionAwareAdapter
 from .broadcast import BroadcastOperator, FlaggedSocket, RoomNames, _check_event, room_names
 from .errors import AckTimeout, Disconnected
 from .handlers import EMITTED, Emitted, Handler, ack_args, ack_result, refuse_callback_parameter
+from .recovery import RECOVERABLE_REASONS, KeptSession
 
 if TYPE_CHECKING:
     from .engine import Session
     from .request import HttpRequest
     from .server import Namespace
 
-__all__ = ["Handshake", "Socket"]
+__all__ = ["Handshake", "RecoverableSocket", "Socket", "recoverable_socket"]
 
 logger = logging.getLogger("minisio")
 
@@ -76,6 +78,13 @@ class Socket:
         "id",
         "namespace",
     )
+
+    #: Whether this socket is a disconnected one come back: same ``id``, rooms
+    #: and ``data``, missed packets replayed (``socket.recovered`` in Node;
+    #: see ``Server(connection_state_recovery=...)``).
+    recovered: bool = False
+    # The private session id sent in the CONNECT reply; None without recovery.
+    _pid: str | None = None
 
     def __init__(self, namespace: Namespace, conn: Session, sid: str, auth: dict[str, Any]) -> None:
         self.id = sid
@@ -669,6 +678,109 @@ class _Inbound:
         self.any: list[Handler] = []
         self.uses: list[Handler] = []
         self.uses_async = False
+
+
+class RecoverableSocket(Socket):
+    """A socket of a namespace whose adapter keeps sessions (connection state recovery).
+
+    It has a private session id, sent in the CONNECT reply; its emits go
+    through the adapter, as in Node, so that they get an offset and are kept
+    for replay too; and when it disconnects for a reason that allows it, its
+    id, rooms and ``data`` are kept for ``max_disconnection_duration``.
+    """
+
+    __slots__ = ("_missed", "_pid", "_resume_at", "_start", "recovered")
+
+    def __init__(
+        self,
+        namespace: Namespace,
+        conn: Session,
+        sid: str,
+        auth: dict[str, Any],
+        pid: str,
+        start: int,
+        recovered: bool = False,
+    ) -> None:
+        super().__init__(namespace, conn, sid, auth)
+        self._pid = pid
+        self._start = start  # the log's last counter when this session began
+        self.recovered = recovered
+        # A recovered socket's missed frames, replayed right after the CONNECT
+        # reply, and the log's last counter when they were gathered.
+        self._missed: list[list[bytes]] | None = None
+        self._resume_at = start
+
+    def emit(self, event: str, *args: Any, callback: Callable[..., Any] | None = None) -> Emitted:
+        """As :meth:`Socket.emit`; without ``callback`` the event is kept for replay,
+        also when emitted while the client is away."""
+        server = self.namespace.server
+        if (
+            callback is not None
+            or self._early_rooms is not None  # not accepted yet (in middleware)
+            or (server._loop_thread != get_ident() and server._loop is not None)
+        ):
+            return super().emit(event, *args, callback=callback)
+        # Also once disconnected, as in Node: kept, and replayed if it comes back.
+        _check_event(event)
+        packet = sio.Packet(sio.PacketType.EVENT, [event, *args], self.namespace.name)
+        # socket.io does the same: a broadcast to the socket's own room.
+        self.namespace.adapter.broadcast(packet, frozenset((self.id,)), frozenset())
+        return EMITTED
+
+    def _replay(self) -> None:
+        """Write the packets this socket missed, in order (after the CONNECT reply)."""
+        missed, self._missed = self._missed or [], None
+        adapter = self.namespace.adapter
+        assert isinstance(adapter, SessionAwareAdapter)
+        if adapter.last_counter() != self._resume_at:  # broadcasts while middleware ran
+            later = adapter.missed_since(self._resume_at, self.rooms)
+            if later is None:
+                logger.warning(
+                    "socket %s recovered without some packets: dropped meanwhile", self.id
+                )
+            else:
+                missed.extend(later)
+        conn = self._conn
+        for frames in missed:
+            conn.send(frames)
+
+    def _onclose(self, reason: str) -> None:
+        if not self.connected:
+            return
+        kept = None
+        pid = self._pid
+        if reason in RECOVERABLE_REASONS and pid is not None:
+            rooms = frozenset(self.rooms)
+            kept = KeptSession(self.id, pid, rooms, self._data, self._start, time.monotonic())
+        super()._onclose(reason)
+        if kept is not None:
+            adapter = self.namespace.adapter
+            assert isinstance(adapter, SessionAwareAdapter)
+            adapter.persist_session(kept)
+
+
+def recoverable_socket(namespace: Namespace, conn: Session, auth: dict[str, Any]) -> Socket:
+    """The socket for a CONNECT to a namespace that recovers: a kept one if ``auth``
+    has the ``pid`` (and ``offset``) of one, else a new one with a new pid."""
+    from .engine import new_id
+
+    adapter = namespace.adapter
+    assert isinstance(adapter, SessionAwareAdapter)
+    pid = auth.get("pid")
+    if type(pid) is str:
+        found = adapter.restore_session(pid, auth.get("offset"))
+        if found is not None and found[0].id not in namespace.sockets:
+            kept, missed = found
+            socket = RecoverableSocket(
+                namespace, conn, kept.id, auth, kept.pid, kept.start, recovered=True
+            )
+            socket._data = kept.data
+            socket._early_rooms = set(kept.rooms)
+            socket._early_rooms.discard(kept.id)
+            socket._missed = missed
+            socket._resume_at = adapter.last_counter()
+            return socket
+    return RecoverableSocket(namespace, conn, new_id(), auth, new_id(), adapter.last_counter())
 
 
 def _without(
