@@ -251,7 +251,7 @@ class PacketLog:
         self.packets: collections.deque[StoredPacket] = collections.deque()
         self.bytes = 0
         # The counter of the last packet ever stored; the next gets last + 1.
-        self.last = secrets.randbits(40) + (1 << 40) if start is None else start
+        self.last = secrets.randbits(28) + (1 << 28) if start is None else start
 
     def __len__(self) -> int:
         return len(self.packets)
