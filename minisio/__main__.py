@@ -5,10 +5,19 @@ Events (client -> server):
     ``chat``  ``{"text": str, "route": "all"|"me"|"others"|"whisper", "to": sid}``
               acked with ``{"ok": true}`` or ``{"ok": false, "error": ...}``
 Events (server -> client):
-    ``welcome`` ``{"id", "name"}``      to the new socket only
+    ``welcome`` ``{"id", "name", "recovered"}`` to the new (or recovered) socket only
     ``users``   ``[{"id", "name"}, ...]`` to everyone, whenever it changes
     ``notice``  ``"X joined"`` / ``"X left"``
     ``chat``    ``{"from", "name", "text", "route", "to"?}``
+
+Connection state recovery is on (``max_disconnection_duration`` 2 minutes,
+as in Node): a tab whose connection drops comes back as the same socket,
+with its name, and gets the messages sent meanwhile. Nobody is told it left
+unless it does not come back in time: "X left" waits for the session to
+expire (the ``session_expired`` handler). A tab that leaves on purpose (the
+Leave button, or closing the tab: the page disconnects on ``pagehide``) is
+announced at once. With ``--redis`` there is no recovery (the pub/sub
+adapter keeps no packets, as in Node), and every drop is a leave.
 """
 
 from __future__ import annotations
@@ -23,6 +32,7 @@ from typing import Any
 
 from . import __version__, files
 from .errors import ClusterError
+from .recovery import RECOVERABLE_REASONS, KeptSession
 from .server import Server
 from .socket import Socket
 
@@ -36,22 +46,39 @@ def create_app(**options: Any) -> Server:
     Names live in ``socket.data`` and the roster comes from ``fetch_sockets()``,
     so several nodes on one Redis (``--redis``) make one chat.
     """
+    options.setdefault("connection_state_recovery", True)
     io = Server(**options)
+    # Whether a dropped socket is kept for recovery (not with the Redis adapter).
+    recovers = io.main.adapter.recovers
 
-    async def send_roster() -> None:
+    async def send_roster(to: Socket | None = None) -> None:
+        """The roster to everyone, or to ``to`` alone."""
         try:
             sockets = await io.fetch_sockets()
         except ClusterError as exc:  # a node did not answer: show who did
             sockets = exc.results
-        io.emit("users", [{"id": s.id, "name": s.data.get("name", "?")} for s in sockets])
+        roster = [{"id": s.id, "name": s.data.get("name", "?")} for s in sockets]
+        (io if to is None else to).emit("users", roster)
+
+    @io.on("session_expired")
+    async def gone(session: KeptSession) -> None:
+        # A dropped socket that did not come back in time: now it has left.
+        name = (session.data or {}).get("name", "?")
+        logging.getLogger("minisio").info("%s (%s) did not come back", session.id, name)
+        io.emit("notice", f"{name} left")
+        await send_roster()
 
     @io.on("connection")
     async def joined(socket: Socket) -> None:
-        raw = socket.handshake.auth.get("name")
-        name = raw.strip()[:MAX_NAME] if isinstance(raw, str) and raw.strip() else None
-        name = name or f"guest-{socket.id[:4]}"
-        socket.data["name"] = name
-        logging.getLogger("minisio").info("%s joined as %r", socket.id, name)
+        if socket.recovered:  # back after a drop: same id, same name, nothing missed
+            name = socket.data.get("name", f"guest-{socket.id[:4]}")
+        else:
+            raw = socket.handshake.auth.get("name")
+            name = raw.strip()[:MAX_NAME] if isinstance(raw, str) and raw.strip() else None
+            name = name or f"guest-{socket.id[:4]}"
+            socket.data["name"] = name
+        how = "is back" if socket.recovered else "joined"
+        logging.getLogger("minisio").info("%s %s as %r", socket.id, how, name)
 
         @socket.on("chat")
         async def chat(message: Any) -> dict[str, Any]:
@@ -80,11 +107,19 @@ def create_app(**options: Any) -> Server:
 
         @socket.on("disconnect")
         async def left(reason: str) -> None:
+            if recovers and reason in RECOVERABLE_REASONS:
+                # Kept: it may come back; "left" comes when its session expires.
+                logging.getLogger("minisio").info("%s (%s) dropped: %s", socket.id, name, reason)
+                return
             logging.getLogger("minisio").info("%s (%s) left: %s", socket.id, name, reason)
             io.emit("notice", f"{name} left")
             await send_roster()
 
-        socket.emit("welcome", {"id": socket.id, "name": name})
+        socket.emit("welcome", {"id": socket.id, "name": name, "recovered": socket.recovered})
+        if socket.recovered:
+            # The others never saw it go: no notice, their roster is unchanged.
+            await send_roster(socket)
+            return
         socket.broadcast.emit("notice", f"{name} joined")
         await send_roster()
 

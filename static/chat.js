@@ -237,7 +237,9 @@
       me = info;
       setStatus("online", `connected as ${info.name}`);
       setJoined(true);
-      system(`You joined as ${info.name}.`);
+      // Recovered: the same socket as before the drop, and what was sent
+      // meanwhile arrives right after this (connection state recovery).
+      system(info.recovered ? `Reconnected as ${info.name}: nothing was missed.` : `You joined as ${info.name}.`);
       renderUsers();
       ui.text.focus();
     });
@@ -278,6 +280,13 @@
     if (!name) return;
     ui.joinForm.hidden = true;
     connect(name);
+  });
+
+  // Closing the tab is leaving on purpose: say so, or the server would keep
+  // the session for a reconnection that never comes (and announce the leave
+  // only when it expires).
+  window.addEventListener("pagehide", () => {
+    if (socket) socket.disconnect();
   });
 
   ui.leave.addEventListener("click", () => {

@@ -229,11 +229,13 @@ describe("the chat page in chromium", { timeout: 50 * UNIT }, () => {
     has(/^-- websocket: > 2probe {2}< 3probe/); // the upgrade's probe
     has(/^-- websocket: > 5 \(upgrade/); // and the switch
     has(/^> 40\{"name":"Ada"\}$/); // Socket.IO CONNECT with auth
-    has(/^< 40\{"sid":"[\w-]+"\}$/);
+    // The demo has connection state recovery on: the CONNECT reply carries the
+    // private session id, and each event the server keeps its offset, last.
+    has(/^< 40\{"sid":"[\w-]+","pid":"[\w-]+"\}$/);
     has(/^> 42\d+\["chat",\{"text":"hello, everyone","route":"all"\}\]$/); // EVENT with an ack id
     has(/^< 43\d+\[\{"ok":true\}\]$/); // its ACK
-    has(/^< 42\["chat",\{"from":"[\w-]+","name":"Ada","text":"hello, everyone","route":"all"\}\]$/);
-    has(/^< 42\["notice","Grace joined"\]$/);
+    has(/^< 42\["chat",\{"from":"[\w-]+","name":"Ada","text":"hello, everyone","route":"all"\},"[0-9a-f]+"\]$/);
+    has(/^< 42\["notice","Grace joined","[0-9a-f]+"\]$/);
     has(/^> 42\d+\["chat",\{"text":"psst, Linus","route":"whisper","to":"[\w-]+"\}\]$/);
     // What was not for Ada never reached her wire.
     const incoming = lines.filter((l) => l.startsWith("< "));
