@@ -229,25 +229,20 @@ def _session_size(session: KeptSession) -> int:
     return size
 
 
-@dataclass(slots=True)
-class StoredPacket:
-    """One packet kept for replay: its encoded frames and its route."""
-
-    counter: int
-    frames: list[bytes]
-    rooms: Set[str]
-    exclude: Set[str]
-    emitted_at: float
-    size: int
+#: One packet kept for replay, a plain tuple (built on every broadcast):
+#: (counter, encoded frames, rooms, except, emitted at, size in bytes).
+StoredPacket = tuple[int, list[bytes], Set[str], Set[str], float, int]
 
 
 class PacketLog:
     """The packets of one namespace's last window, in order, with their offsets."""
 
-    __slots__ = ("bytes", "last", "limits", "packets")
+    __slots__ = ("bytes", "last", "max_bytes", "max_packets", "packets", "window")
 
     def __init__(self, limits: Recovery, start: int | None = None) -> None:
-        self.limits = limits
+        self.max_packets = limits.max_packets
+        self.max_bytes = limits.max_packet_bytes
+        self.window = limits.max_disconnection_duration
         self.packets: collections.deque[StoredPacket] = collections.deque()
         self.bytes = 0
         # The counter of the last packet ever stored; the next gets last + 1.
@@ -259,31 +254,40 @@ class PacketLog:
     def next_offset(self) -> tuple[int, str]:
         """The counter and offset of the packet about to be stored."""
         self.last += 1
-        return self.last, format_offset(self.last)
+        return self.last, format(self.last, "x")
 
     def append(
         self, counter: int, frames: list[bytes], rooms: Set[str], exclude: Set[str], now: float
     ) -> None:
         """Keep the packet numbered ``counter`` (from :meth:`next_offset`); drop the oldest
         past the bounds and the window."""
-        size = sum(map(len, frames))
-        self.packets.append(StoredPacket(counter, frames, rooms, exclude, now, size))
+        size = len(frames[0]) if len(frames) == 1 else sum(map(len, frames))
+        packets = self.packets
+        packets.append((counter, frames, rooms, exclude, now, size))
         self.bytes += size
-        limits, packets = self.limits, self.packets
-        threshold = now - limits.max_disconnection_duration
-        while packets and (
-            len(packets) > limits.max_packets
-            or self.bytes > limits.max_packet_bytes
-            or packets[0].emitted_at < threshold
+        if (
+            len(packets) > self.max_packets
+            or self.bytes > self.max_bytes
+            or packets[0][4] < now - self.window
         ):
-            self.bytes -= packets.popleft().size
+            self._trim(now)
+
+    def _trim(self, now: float) -> None:
+        packets = self.packets
+        threshold = now - self.window
+        while packets and (
+            len(packets) > self.max_packets
+            or self.bytes > self.max_bytes
+            or packets[0][4] < threshold
+        ):
+            self.bytes -= packets.popleft()[5]
 
     def expire(self, now: float) -> None:
         """Drop the packets older than the window."""
-        threshold = now - self.limits.max_disconnection_duration
+        threshold = now - self.window
         packets = self.packets
-        while packets and packets[0].emitted_at < threshold:
-            self.bytes -= packets.popleft().size
+        while packets and packets[0][4] < threshold:
+            self.bytes -= packets.popleft()[5]
 
     def since(self, after: int, rooms: Set[str]) -> list[list[bytes]] | None:
         """The frames of every packet after counter ``after`` that reaches ``rooms``, in order.
@@ -291,14 +295,14 @@ class PacketLog:
         None when that cannot be told: ``after`` is in the future, or
         packets after it were dropped already.
         """
-        first = self.packets[0].counter if self.packets else self.last + 1
+        first = self.packets[0][0] if self.packets else self.last + 1
         if not first - 1 <= after <= self.last:
             return None
         skip = after - first + 1
         return [
-            packet.frames
-            for packet in itertools.islice(self.packets, skip, None)
-            if reaches(rooms, packet.rooms, packet.exclude)
+            frames
+            for _, frames, to, exclude, _, _ in itertools.islice(self.packets, skip, None)
+            if reaches(rooms, to, exclude)
         ]
 
 

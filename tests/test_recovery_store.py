@@ -115,7 +115,7 @@ def test_the_log_drops_the_oldest_past_its_count_bytes_and_window() -> None:
         counter, _ = log.next_offset()
         log.append(counter, [b"x" * 5], frozenset(), frozenset(), float(i))
     assert len(log) == 3
-    first = log.packets[0].counter
+    first = log.packets[0][0]
     assert log.since(first - 2, frozenset()) is None  # its successor is gone
     assert log.since(first - 1, frozenset()) == [[b"x" * 5]] * 3
     counter, _ = log.next_offset()
