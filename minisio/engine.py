@@ -514,6 +514,7 @@ class Session:
                     raise ConnectionRefused(_REJECTED)
         except Exception as exc:
             self._refuse(nsp, exc)
+            socket._not_accepted(refused=True)
             return
         self._accept(nsp, socket)
 
@@ -567,11 +568,15 @@ class Session:
                 if result is False:
                     raise ConnectionRefused(_REJECTED)
         except Exception as exc:
-            if self._settled(nsp.name, socket):
+            wanted = self._settled(nsp.name, socket)
+            if wanted:
                 self._refuse(nsp, exc)
+            socket._not_accepted(refused=wanted)
             return
         if self._settled(nsp.name, socket):  # still wanted: not withdrawn, not closed
             self._accept(nsp, socket)
+        else:
+            socket._not_accepted(refused=False)
 
     def _refuse(self, nsp: Namespace, exc: Exception) -> None:
         if isinstance(exc, ConnectionRefused):

@@ -492,6 +492,9 @@ class Socket:
             self._onclose("server namespace disconnect")
 
     # -- called by the connection ----------------------------------------
+    def _not_accepted(self, refused: bool) -> None:
+        """The connection was refused by middleware, or its client left first."""
+
     def _send(self, packet: sio.Packet) -> None:
         self._conn.send(sio.encode(packet))
 
@@ -717,7 +720,7 @@ class RecoverableSocket(Socket):
         if (
             callback is not None
             or self._early_rooms is not None  # not accepted yet (in middleware)
-            or (server._loop_thread != get_ident() and server._loop is not None)
+            or (self._thread != get_ident() and server._loop is not None)
         ):
             return super().emit(event, *args, callback=callback)
         # Also once disconnected, as in Node: kept, and replayed if it comes back.
@@ -743,6 +746,22 @@ class RecoverableSocket(Socket):
         conn = self._conn
         for frames in missed:
             conn.send(frames)
+
+    def _not_accepted(self, refused: bool) -> None:
+        """A recovered socket refused by middleware (its session ends: ``session_expired``),
+        or whose client left while the middleware ran (its session is kept again)."""
+        if not self.recovered:
+            return
+        pid = self._pid
+        assert pid is not None
+        rooms = frozenset((self.id, *(self._early_rooms or ())))
+        kept = KeptSession(self.id, pid, rooms, self._data, self._start, time.monotonic())
+        adapter = self.namespace.adapter
+        assert isinstance(adapter, SessionAwareAdapter)
+        if refused:
+            self.namespace._session_expired(kept)
+        else:
+            adapter.persist_session(kept)
 
     def _onclose(self, reason: str) -> None:
         if not self.connected:

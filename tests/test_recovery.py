@@ -459,3 +459,56 @@ async def test_redis_adapter_gives_no_recovery_as_in_node(redis_url: str) -> Non
             await a2.send(f'40{{"pid":"{match.group(1)}","offset":"1"}}')
             again = await a2.expect_match(rf'40\{{"sid":"({SID})"\}}')
             assert again.group(1) != match.group(1)
+
+
+async def test_a_recovered_socket_refused_by_middleware_ends_its_session() -> None:
+    io = minisio.Server(connection_state_recovery={"skip_middlewares": False})
+    expired: list[str] = []
+    io.on("session_expired", lambda session: expired.append(session.id))
+
+    @io.use
+    def no_comebacks(socket: minisio.Socket) -> None:
+        if socket.recovered:
+            raise minisio.ConnectionRefused("start again")
+
+    async with running(io) as address:
+        async with raw_client(address) as a:
+            sid, pid = await join(a)
+            await drop(a)
+        await eventually(lambda: sid not in io.main.sockets)
+        async with raw_client(address) as a2:
+            await a2.send(f"40{resume(pid, None)}")
+            await a2.expect('44{"message":"start again"}')
+            assert expired == [sid]
+            got, _ = await join(a2, resume(pid, None))  # gone for good: a new session
+            assert got != sid
+
+
+async def test_a_client_that_leaves_while_async_middleware_runs_keeps_its_session() -> None:
+    io = minisio.Server(connection_state_recovery={"skip_middlewares": False})
+    gate = asyncio.Event()
+    expired: list[str] = []
+    io.on("session_expired", lambda session: expired.append(session.id))
+
+    @io.use
+    async def slow(socket: minisio.Socket) -> None:
+        if socket.recovered and not gate.is_set():
+            await gate.wait()
+
+    async with running(io) as address:
+        async with raw_client(address) as a:
+            sid, pid = await join(a)
+            await drop(a)
+        await eventually(lambda: sid not in io.main.sockets)
+        async with raw_client(address) as a2:
+            await a2.send(f"40{resume(pid, None)}")
+            await asyncio.sleep(0.05 * UNIT)
+        await eventually(lambda: not io._sessions)
+        gate.set()  # the middleware ends after its client left: the session is kept again
+        adapter = io.main.adapter
+        assert isinstance(adapter, SessionAwareAdapter)
+        await eventually(lambda: len(adapter.store) == 1)
+        async with raw_client(address) as a3:
+            await a3.send(f"40{resume(pid, None)}")
+            await a3.expect(f'40{{"sid":"{sid}","pid":"{pid}"}}')
+    assert expired == []
