@@ -512,3 +512,28 @@ async def test_a_client_that_leaves_while_async_middleware_runs_keeps_its_sessio
             await a3.send(f"40{resume(pid, None)}")
             await a3.expect(f'40{{"sid":"{sid}","pid":"{pid}"}}')
     assert expired == []
+
+
+async def test_a_binary_broadcast_is_replayed_with_its_attachment() -> None:
+    io, _ = make_app()
+
+    @io.on("connection")
+    def binary(socket: minisio.Socket) -> None:
+        socket.on("picture", lambda: io.emit("picture", b"\x01\x02\x03"))
+
+    async with running(io) as address, raw_client(address) as b:
+        await join(b)
+        async with raw_client(address) as a:
+            sid, pid = await join(a)
+            await drop(a)
+        await eventually(lambda: sid not in io.main.sockets)
+        await b.send('42["picture"]')
+        head = rf'451-\["picture",\{{"_placeholder":true,"num":0\}},"({OFFSET})"\]'
+        await b.expect_match(head)
+        await b.expect(b"\x01\x02\x03")
+        async with raw_client(address) as a2:
+            await a2.send(f"40{resume(pid, None)}")
+            await a2.expect(f'40{{"sid":"{sid}","pid":"{pid}"}}')
+            await a2.expect_match(head)
+            await a2.expect(b"\x01\x02\x03")
+            await a2.expect_nothing()
