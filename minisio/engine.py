@@ -609,7 +609,7 @@ class Session:
         reply = {"sid": socket.id} if pid is None else {"sid": socket.id, "pid": pid}
         self.send_packet(sio.PacketType.CONNECT, reply, nsp.name)
         if socket.recovered:  # then what it missed, before anything new
-            socket._replay()  # type: ignore[attr-defined]
+            socket._replay()
         nsp._on_connection(socket)
 
     def forget(self, socket: Socket) -> None:

@@ -495,6 +495,9 @@ class Socket:
     def _not_accepted(self, refused: bool) -> None:
         """The connection was refused by middleware, or its client left first."""
 
+    def _replay(self) -> None:
+        """Accepted: write what a recovered socket missed (see RecoverableSocket)."""
+
     def _send(self, packet: sio.Packet) -> None:
         self._conn.send(sio.encode(packet))
 
