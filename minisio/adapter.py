@@ -242,10 +242,7 @@ class SessionAwareAdapter(Adapter):
         # as socket.io-adapter, which also appends the offset last so that
         # the client sees it as one more argument.
         if packet.id is None and (flags is None or not flags.volatile):
-            counter, offset = self.log.next_offset()
-            packet.data.append(offset)
-            frames = sio.encode(packet)
-            self.log.append(counter, frames, frozenset(rooms), frozenset(exclude), time.monotonic())
+            frames = self.keep(packet, frozenset(rooms), frozenset(exclude))
         else:
             frames = sio.encode(packet)
         # Adapter.broadcast's delivery, with the frames already encoded.
@@ -257,6 +254,15 @@ class SessionAwareAdapter(Adapter):
             send_many(conns, frames)
         else:
             send_flagged(conns, frames, flags.volatile, flags.compress)
+
+    def keep(self, packet: sio.Packet, rooms: Set[str], exclude: Set[str]) -> list[bytes]:
+        """Give ``packet`` the next offset, encode it and keep it: its frames."""
+        log = self.log
+        counter, offset = log.next_offset()
+        packet.data.append(offset)
+        frames = sio.encode(packet)
+        log.append(counter, frames, rooms, exclude, time.monotonic())
+        return frames
 
     def last_counter(self) -> int:
         """The counter of the last packet kept: a new socket has seen none after it."""

@@ -29,6 +29,7 @@ logger = logging.getLogger("minisio")
 
 _EVENT = sio.PacketType.EVENT
 _RESERVED = sio.RESERVED_EVENTS
+_NOBODY: frozenset[str] = frozenset()
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -695,7 +696,7 @@ class RecoverableSocket(Socket):
     id, rooms and ``data`` are kept for ``max_disconnection_duration``.
     """
 
-    __slots__ = ("_missed", "_pid", "_resume_at", "_start", "recovered")
+    __slots__ = ("_missed", "_own", "_pid", "_resume_at", "_start", "recovered")
 
     def __init__(
         self,
@@ -708,6 +709,7 @@ class RecoverableSocket(Socket):
         recovered: bool = False,
     ) -> None:
         super().__init__(namespace, conn, sid, auth)
+        self._own = frozenset((sid,))  # its own room, as a route
         self._pid = pid
         self._start = start  # the log's last counter when this session began
         self.recovered = recovered
@@ -719,19 +721,29 @@ class RecoverableSocket(Socket):
     def emit(self, event: str, *args: Any, callback: Callable[..., Any] | None = None) -> Emitted:
         """As :meth:`Socket.emit`; without ``callback`` the event is kept for replay,
         also when emitted while the client is away."""
-        server = self.namespace.server
         if (
-            callback is not None
-            or self._early_rooms is not None  # not accepted yet (in middleware)
-            or (self._thread != get_ident() and server._loop is not None)
+            event.__class__ is str
+            and event not in _RESERVED
+            and callback is None
+            and self._early_rooms is None  # accepted (not in middleware)
+            and self._thread == get_ident()
         ):
-            return super().emit(event, *args, callback=callback)
-        # Also once disconnected, as in Node: kept, and replayed if it comes back.
-        _check_event(event)
-        packet = sio.Packet(sio.PacketType.EVENT, [event, *args], self.namespace.name)
-        # socket.io does the same: a broadcast to the socket's own room.
-        self.namespace.adapter.broadcast(packet, frozenset((self.id,)), frozenset())
-        return EMITTED
+            packet = sio.Packet(_EVENT, [event, *args], self.namespace.name)
+            adapter = self.namespace.adapter
+            if not self.connected:
+                # Away, or replaced by its recovered self: as socket.io, a
+                # broadcast to its own room, kept and given to whoever has it.
+                adapter.broadcast(packet, self._own, _NOBODY)
+                return EMITTED
+            # Connected: the adapter's broadcast to its own room, without the
+            # lookup of who is in it (this socket alone).
+            assert isinstance(adapter, SessionAwareAdapter)
+            frames = adapter.keep(packet, self._own, _NOBODY)
+            if self._any_out is not None:
+                self._sent(packet.data)
+            self._conn.send(frames)
+            return EMITTED
+        return super().emit(event, *args, callback=callback)
 
     def _replay(self) -> None:
         """Write the packets this socket missed, in order (after the CONNECT reply)."""
