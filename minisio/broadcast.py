@@ -224,7 +224,7 @@ class FlaggedSocket:
             # Connection state recovery: kept for replay, as the socket's own emits.
             own = frozenset((socket.id,))
             socket.namespace.adapter.broadcast(packet, own, frozenset(), self.flags)
-            return
+            return EMITTED
         if socket._any_out is not None:
             socket._sent(packet.data)
         send_flagged([socket._conn], sio.encode(packet), self.flags.volatile, self.flags.compress)
