@@ -150,6 +150,7 @@ def test_the_sdist_and_the_wheel(built: dict[str, Path]) -> None:
         info = f"minisio-{minisio.__version__}.dist-info"
         meta = HeaderParser().parsestr(wheel.read(f"{info}/METADATA").decode())
         entry_points = wheel.read(f"{info}/entry_points.txt").decode()
+        assert wheel.read(f"{info}/licenses/LICENSE") == (ROOT / "LICENSE").read_bytes()
     assert meta["Version"] == minisio.__version__ and meta["Name"] == "minisio"
     assert meta["License-Expression"] == "MIT" and meta["Requires-Python"] == ">=3.11"
     assert set(meta.get_all("Provides-Extra") or ()) == {"speed", "redis"}
@@ -160,7 +161,7 @@ def test_the_sdist_and_the_wheel(built: dict[str, Path]) -> None:
     with tarfile.open(built["sdist"]) as sdist:
         top = f"minisio-{minisio.__version__}/"
         members = set(sdist.getnames())
-    for path in ("static/index.html", "CHANGELOG.md", "README.md", "pyproject.toml"):
+    for path in ("static/index.html", "CHANGELOG.md", "README.md", "pyproject.toml", "LICENSE"):
         assert top + path in members
 
 
