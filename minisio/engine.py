@@ -7,6 +7,8 @@ and routing never ask which one carries it. The two transports,
 ``websocket.WebSocket`` and ``polling.Polling``, share ``buffered``, ``end``
 and ``abort``; a packet goes to the first as frames (``write``) and to the
 second as one payload item (``push``), each built once per broadcast.
+Any other WebSocket carrier (:mod:`minisio.asgi`'s, on an ASGI server)
+offers the first one's interface, :class:`WebSocketLike`.
 
 Packets come in as the items a WebSocket frame or a polling payload
 record holds (``str`` text, ``bytes`` binary) through :meth:`Session.receive`,
@@ -31,7 +33,7 @@ from . import eio, sio
 from .errors import ConnectionRefused, ProtocolError
 from .polling import Polling, payload_item
 from .request import HttpRequest
-from .websocket import BINARY, TEXT, WebSocket, ws_frame
+from .websocket import BINARY, TEXT, ws_frame
 
 if TYPE_CHECKING:
     from .server import Namespace, Server
@@ -41,6 +43,7 @@ __all__ = [
     "VOLATILE_MARK",
     "Request",
     "Session",
+    "WebSocketLike",
     "new_id",
     "ready_for",
     "send_flagged",
@@ -91,6 +94,32 @@ class Request(Protocol):
     def headers(self) -> Any: ...  # has raw_items(): [(name, value), ...]
 
 
+class WebSocketLike(Protocol):
+    """What a session needs of a WebSocket transport (``websocket.WebSocket``, or asgi's).
+
+    A polling transport is a :class:`~minisio.polling.Polling`; anything else
+    carrying a session is one of these.
+    """
+
+    name: str
+    polling: bool
+    plain: bool  # False: minisio compresses its frames (see send_flagged)
+    probing: bool  # the probe of an upgrade ("2probe" ... "5")
+    probed: bool
+    session: Session | None
+
+    @property
+    def request(self) -> Any: ...  # the opening request, as ``Request``
+
+    def start(self, session: Session) -> None: ...
+    def write(self, text: bytes, attachments: list[bytes], wire: bytes) -> None: ...
+    def write_uncompressed(self, wire: bytes) -> None: ...
+    def write_binary(self, data: bytes) -> None: ...
+    def buffered(self) -> int: ...
+    def end(self, code: int = 1000, message: str = "") -> None: ...
+    def abort(self) -> None: ...
+
+
 class Session:
     """The server side of one Engine.IO session and the sockets riding on it."""
 
@@ -122,7 +151,7 @@ class Session:
     def __init__(
         self,
         server: Server,
-        transport: WebSocket | Polling,
+        transport: WebSocketLike | Polling,
         request: Request,
         address: str,
         sid: str | None = None,
@@ -159,7 +188,7 @@ class Session:
         self._pong_wait_extended = False
         self._connect_timer: asyncio.TimerHandle | None = None
         # The WebSocket this session is upgrading to, and its deadline.
-        self._probe: WebSocket | None = None
+        self._probe: WebSocketLike | None = None
         self._upgrade_timer: asyncio.TimerHandle | None = None
         self._close_args = (1000, "")  # for a probe that finishes after the session ended
 
@@ -184,7 +213,7 @@ class Session:
         self._ping_timer = loop.call_later(server.ping_interval, self._ping)
         self._connect_timer = loop.call_later(server.connect_timeout, self._connect_timeout)
 
-    def transport_gone(self, transport: WebSocket | Polling) -> None:
+    def transport_gone(self, transport: WebSocketLike | Polling) -> None:
         """``transport`` closed for good (TCP closed, or its last answer given)."""
         if transport is self._probe:
             self._drop_probe(close=False)
@@ -288,7 +317,7 @@ class Session:
             self._backlog = None
 
     # -- the upgrade ("Protocol / Upgrade"): polling first, then a WebSocket.
-    def start_upgrade(self, ws: WebSocket) -> None:
+    def start_upgrade(self, ws: WebSocketLike) -> None:
         """A WebSocket with this session's sid opened: probe it, switch on ``5``."""
         self._probe = ws
         ws.probing = True
@@ -296,7 +325,7 @@ class Session:
         self._upgrade_timer = loop.call_later(self.server.upgrade_timeout, self._upgrade_timeout)
         ws.start(self)
 
-    def probe(self, ws: WebSocket, frame: str | bytes) -> None:
+    def probe(self, ws: WebSocketLike, frame: str | bytes) -> None:
         """A frame on the WebSocket being probed: ``2probe``, then ``5``; anything else ends it."""
         if frame == "2probe":
             ws.write(b"3probe", [], b"")
@@ -310,7 +339,7 @@ class Session:
             logger.info("%s: upgrade abandoned (unexpected packet on the probe)", self.sid)
             self._drop_probe()
 
-    def _upgraded(self, ws: WebSocket) -> None:
+    def _upgraded(self, ws: WebSocketLike) -> None:
         if self._upgrade_timer is not None:
             self._upgrade_timer.cancel()
             self._upgrade_timer = None
@@ -697,16 +726,16 @@ def write_many(conns: Sequence[Session], text: bytes, attachments: list[bytes]) 
         if conn.trace:
             conn.trace.frame_out(conn, text, attachments)
         transport = conn.transport
-        if isinstance(transport, WebSocket):
+        if isinstance(transport, Polling):
+            if item is None:
+                item = payload_item(text, attachments)
+            transport.push(item)
+        else:
             if wire is None:
                 wire = ws_frame(TEXT, text)
                 if attachments:
                     wire += b"".join(ws_frame(BINARY, a) for a in attachments)
             transport.write(text, attachments, wire)
-        else:
-            if item is None:
-                item = payload_item(text, attachments)
-            transport.push(item)
 
 
 def send_flagged(
@@ -735,7 +764,7 @@ def send_flagged(
         wire = None
         for conn in conns:
             transport = conn.transport
-            if conn.closed or not isinstance(transport, WebSocket) or transport.plain:
+            if conn.closed or isinstance(transport, Polling) or transport.plain:
                 others.append(conn)
                 continue
             if wire is None:

@@ -39,7 +39,7 @@ from urllib.parse import parse_qs, urlsplit
 import orjson
 
 from . import files, http11
-from .engine import Session
+from .engine import Session, WebSocketLike
 from .errors import ConnectionRefused
 from .files import Reply
 from .http11 import Headers, HttpError, Request, RequestReader
@@ -85,88 +85,51 @@ def engine_error(error: tuple[int, str]) -> Reply:
     return status, [("Content-Type", "application/json")], body
 
 
-class HttpConnection(asyncio.Protocol):
-    """One TCP connection while it speaks HTTP/1.1."""
+class EngineHttp:
+    """What to answer an Engine.IO request, whatever carries it.
 
-    def __init__(self, server: Server) -> None:
-        self.server = server
-        self.reader = RequestReader()
-        self.transport: asyncio.Transport | None = None
-        self.address = ""
-        self.request: Request | None = None  # being read, or waiting for its answer
-        self.limit = 0  # bytes of body the current request may have
-        self.polling: Polling | None = None  # the transport this request is an exchange of
-        self.extra: list[tuple[str, str]] = []  # CORS and hook headers of the current answer
-        self._view: tuple[Request, HttpRequest] | None = None  # the hooks' view of it
-        self._deciding: asyncio.Future[None] | None = None  # an async allow_request under way
-        self.closed = False  # closed, or handed over to websockets
-        self._timer: asyncio.TimerHandle | None = None
-        self._deadline: float | None = None  # loop time the current request must be in by
-        self._processing = False
-        self._paused = False
-        self._reading_body = False  # the current request's body is being read
-        self._body_done = True  # the current request's body (if any) was read
-        self._eof = False  # the client sent all it will send
-        self._last = False  # the server stops: the current answer is the last
+    The routing, validation, CORS, error bodies and HTTP hooks of a request
+    under ``server.path``, and the sessions they open. It does no I/O: it
+    answers through :meth:`_respond`, gives a WebSocket upgrade to
+    :meth:`_hand_over`, and asks :meth:`_expect_body` for a POST's body;
+    :class:`HttpConnection` does those on its own asyncio protocol, and
+    :mod:`minisio.asgi` on an ASGI server's ``http`` and ``websocket`` scopes.
+    It is also the :class:`~minisio.polling.Exchange` of a polling request.
+    """
 
-    # -- asyncio's protocol callbacks ---------------------------------------
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        """Read in 16 KiB instead of asyncio's 256 KiB.
+    server: Server
+    address: str
+    request: Request | None  # the request being decided, or waiting for its answer
+    polling: Polling | None  # the transport this request is an exchange of
+    extra: list[tuple[str, str]]  # CORS and hook headers of the current answer
+    _view: tuple[Request, HttpRequest] | None  # the hooks' view of it
+    _deciding: asyncio.Future[None] | None  # an async allow_request under way
+    closed: bool  # closed (or handed over): nothing more is answered
+    _last: bool  # the server stops: no new session
 
-        asyncio's selector transport calls ``recv(256 KiB)`` for every read;
-        that buffer is above glibc's default mmap threshold, so unless an
-        earlier free happened to raise the threshold, every message costs
-        an mmap, an mremap and a munmap. Measured with strace under echo-50:
-        three more system calls per read, and half the messages per second.
-        16 KiB comes from the heap. It also bounds the work one read can
-        make: a read of tiny frames (empty pings) is all parsed before the
-        loop serves anyone else; measured with 64 KiB reads, a flood of them
-        delayed another client's round trip to ~100 ms, with 16 KiB ~20 ms.
-        The price is ~0.6 ms more per 1 MB message. (uvloop reads into its
-        own buffer and has no such attribute.) The setting stays with the
-        transport when a WebSocket takes it over.
-        """
-        # Not an isinstance() check: uvloop's TCPTransport is no asyncio.Transport subclass.
-        transport = cast(asyncio.Transport, transport)
-        if isinstance(getattr(transport, "max_size", None), int):
-            transport.max_size = _READ_SIZE  # type: ignore[attr-defined]
-        self.transport = transport
-        peer = transport.get_extra_info("peername")
-        self.address = str(peer[0]) if peer else ""
-        self.server._http.add(self)
-        self._arm_timer()
+    # -- what a carrier does ---------------------------------------------------
+    def _respond(self, reply: Reply, *, close: bool = False) -> None:
+        """Send ``reply`` to the current request (``close``: and end the connection)."""
+        raise NotImplementedError
 
-    def data_received(self, data: bytes) -> None:
-        if self.closed:
-            return
-        self.reader.feed(data)
-        self._process()
+    def _hand_over(self, request: Request, headers: list[tuple[str, str]]) -> WebSocketLike | None:
+        """Accept the WebSocket upgrade ``request``, ``headers`` on the 101; None if refused."""
+        raise NotImplementedError
 
-    def eof_received(self) -> bool | None:
-        # A client that half-closes still gets the answer to a held GET; an
-        # unfinished request can never finish.
-        self._eof = True
-        if self.request is None or self._reading_body:
-            self._close()
-        return True
+    def _expect_body(self, limit: int) -> None:
+        """Read the current request's body, at most ``limit`` bytes, then hand it to polling."""
+        raise NotImplementedError
 
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.server._http.discard(self)
-        self._stop_timer()
-        if self._deciding is not None:  # nobody is left to answer
-            self._deciding.cancel()
-        if self.closed and self.transport is None:
-            return  # handed over to a WebSocket
-        self.closed = True
-        polling, self.polling = self.polling, None
-        if polling is not None:
-            polling.lost(self)
+    def _cancel_timer(self) -> None:
+        """The request is whole (or held): its clock, if it has one, stops."""
 
-    def pause_writing(self) -> None:
-        pass  # answers are whole and bounded; a client that stops reading hits max_buffer
+    def drop(self) -> None:
+        """Cut the connection without an answer (polling's ``Exchange``)."""
+        raise NotImplementedError
 
-    def resume_writing(self) -> None:
-        pass
+    def _close(self) -> None:
+        """End the connection without an answer (the server stopped meanwhile)."""
+        raise NotImplementedError
 
     # -- the exchange interface of polling.Polling ---------------------------
     def answer(self, body: bytes) -> None:
@@ -183,89 +146,6 @@ class HttpConnection(asyncio.Protocol):
         self.polling = None
         if not self.closed:
             self._respond((400, [], b""))
-
-    def drop(self) -> None:
-        self.polling = None
-        self._abort()
-
-    # -- reading requests ----------------------------------------------------
-    def _process(self) -> None:
-        """Read and route requests from the buffer, one at a time, while none is pending."""
-        if self._processing:
-            return  # an answer given while routing: the loop below goes on
-        self._processing = True
-        try:
-            while not self.closed:
-                request = self.request
-                if request is None:
-                    request = self.reader.next_head()
-                    if request is None:
-                        break
-                    self.request = request
-                    self._body_done = not request.has_body
-                    self._reading_body = False
-                    self._on_head(request)
-                elif self._reading_body:
-                    if not self.reader.read_body(request, self.limit):
-                        break
-                    self._reading_body = False
-                    self._body_done = True
-                    self._on_request(request)
-                else:
-                    break  # a held GET: the next request waits its turn
-        except HttpError as exc:
-            self._fail(exc)
-        finally:
-            self._processing = False
-        # Only requests queued behind one awaiting its answer pause reading: the
-        # body being read (bounded by ``limit``) must come in whole, or no answer
-        # would ever resume it.
-        pending = self.request is not None and not self._reading_body
-        pending = pending and self.reader.buffered > _MAX_PIPELINED
-        if pending and not self.closed and self.transport is not None:
-            self._paused = True
-            self.transport.pause_reading()
-
-    def _on_head(self, request: Request) -> None:
-        """Route a request by its head; most are answered right away, a POST reads its body."""
-        try:
-            url = urlsplit(request.target)
-        except ValueError:  # "//[x/" reads as an authority with an invalid IPv6 host
-            self._respond(files.text(400, "Bad Request\n"), close=True)
-            return
-        server = self.server
-        if url.path == server.path:
-            self._engine(request, url.query)
-            return
-        if request.has_body:
-            # Only Engine.IO's POST has a body; any other is refused and the
-            # connection closed rather than read.
-            if request.method in ("GET", "HEAD"):
-                reply = files.text(400, "Request bodies are not accepted\n")
-            else:
-                reply = files.text(405, "Method Not Allowed\n", ("Allow", "GET, HEAD"))
-            self._respond(reply, close=True)
-            return
-        if request.method not in ("GET", "HEAD"):
-            self._respond(files.text(405, "Method Not Allowed\n", ("Allow", "GET, HEAD")))
-            return
-        if url.path.startswith(server.path):
-            rest = url.path[len(server.path) :]
-            if server.serve_client and rest in files.CLIENT_FILES:
-                self._respond(files.client_file(rest))
-            else:
-                self._respond(files.text(404, "Not Found\n"))
-            return
-        self._respond(files.http_file(server, url.path))
-
-    def _on_request(self, request: Request) -> None:
-        """A POST is whole: its packets go to the session."""
-        self._cancel_timer()
-        polling = self.polling
-        if polling is None or polling.session is None:  # the session ended meanwhile
-            self._refuse(request, UNKNOWN_SID)
-            return
-        polling.post(self, request.body)
 
     # -- Engine.IO -----------------------------------------------------------
     def _engine(self, request: Request, query: str) -> None:
@@ -508,8 +388,7 @@ class HttpConnection(asyncio.Protocol):
             if server.response_headers is not None:
                 self.extra += self._hook_headers(request, initial=False)
             self.polling = current
-            self.limit = server.max_payload
-            self._reading_body = True
+            self._expect_body(server.max_payload)
         else:
             self._respond((500, [], b""))  # as the reference
 
@@ -532,6 +411,99 @@ class HttpConnection(asyncio.Protocol):
             reply.append(("Vary", "Origin"))
         self._respond((204, reply, b""))
 
+
+class HttpConnection(EngineHttp, asyncio.Protocol):
+    """One TCP connection while it speaks HTTP/1.1."""
+
+    def __init__(self, server: Server) -> None:
+        self.server = server
+        self.reader = RequestReader()
+        self.transport: asyncio.Transport | None = None
+        self.address = ""
+        self.request: Request | None = None  # being read, or waiting for its answer
+        self.limit = 0  # bytes of body the current request may have
+        self.polling: Polling | None = None  # the transport this request is an exchange of
+        self.extra: list[tuple[str, str]] = []  # CORS and hook headers of the current answer
+        self._view: tuple[Request, HttpRequest] | None = None  # the hooks' view of it
+        self._deciding: asyncio.Future[None] | None = None  # an async allow_request under way
+        self.closed = False  # closed, or handed over to websockets
+        self._timer: asyncio.TimerHandle | None = None
+        self._deadline: float | None = None  # loop time the current request must be in by
+        self._processing = False
+        self._paused = False
+        self._reading_body = False  # the current request's body is being read
+        self._body_done = True  # the current request's body (if any) was read
+        self._eof = False  # the client sent all it will send
+        self._last = False  # the server stops: the current answer is the last
+
+    # -- asyncio's protocol callbacks ---------------------------------------
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        """Read in 16 KiB instead of asyncio's 256 KiB.
+
+        asyncio's selector transport calls ``recv(256 KiB)`` for every read;
+        that buffer is above glibc's default mmap threshold, so unless an
+        earlier free happened to raise the threshold, every message costs
+        an mmap, an mremap and a munmap. Measured with strace under echo-50:
+        three more system calls per read, and half the messages per second.
+        16 KiB comes from the heap. It also bounds the work one read can
+        make: a read of tiny frames (empty pings) is all parsed before the
+        loop serves anyone else; measured with 64 KiB reads, a flood of them
+        delayed another client's round trip to ~100 ms, with 16 KiB ~20 ms.
+        The price is ~0.6 ms more per 1 MB message. (uvloop reads into its
+        own buffer and has no such attribute.) The setting stays with the
+        transport when a WebSocket takes it over.
+        """
+        # Not an isinstance() check: uvloop's TCPTransport is no asyncio.Transport subclass.
+        transport = cast(asyncio.Transport, transport)
+        if isinstance(getattr(transport, "max_size", None), int):
+            transport.max_size = _READ_SIZE  # type: ignore[attr-defined]
+        self.transport = transport
+        peer = transport.get_extra_info("peername")
+        self.address = str(peer[0]) if peer else ""
+        self.server._http.add(self)
+        self._arm_timer()
+
+    def data_received(self, data: bytes) -> None:
+        if self.closed:
+            return
+        self.reader.feed(data)
+        self._process()
+
+    def eof_received(self) -> bool | None:
+        # A client that half-closes still gets the answer to a held GET; an
+        # unfinished request can never finish.
+        self._eof = True
+        if self.request is None or self._reading_body:
+            self._close()
+        return True
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.server._http.discard(self)
+        self._stop_timer()
+        if self._deciding is not None:  # nobody is left to answer
+            self._deciding.cancel()
+        if self.closed and self.transport is None:
+            return  # handed over to a WebSocket
+        self.closed = True
+        polling, self.polling = self.polling, None
+        if polling is not None:
+            polling.lost(self)
+
+    def pause_writing(self) -> None:
+        pass  # answers are whole and bounded; a client that stops reading hits max_buffer
+
+    def resume_writing(self) -> None:
+        pass
+
+    # -- what EngineHttp needs of its carrier ----------------------------------
+    def drop(self) -> None:
+        self.polling = None
+        self._abort()
+
+    def _expect_body(self, limit: int) -> None:
+        self.limit = limit
+        self._reading_body = True
+
     def _hand_over(self, request: Request, headers: list[tuple[str, str]]) -> WebSocket | None:
         """Give the TCP connection to websockets for this upgrade; ``headers`` go on the 101."""
         transport = self.transport
@@ -541,6 +513,85 @@ class HttpConnection(asyncio.Protocol):
         self.transport = None  # this protocol is done with it
         self.server._http.discard(self)
         return accept(self.server, transport, request, self.reader.take_rest(), headers)
+
+    # -- reading requests ----------------------------------------------------
+    def _process(self) -> None:
+        """Read and route requests from the buffer, one at a time, while none is pending."""
+        if self._processing:
+            return  # an answer given while routing: the loop below goes on
+        self._processing = True
+        try:
+            while not self.closed:
+                request = self.request
+                if request is None:
+                    request = self.reader.next_head()
+                    if request is None:
+                        break
+                    self.request = request
+                    self._body_done = not request.has_body
+                    self._reading_body = False
+                    self._on_head(request)
+                elif self._reading_body:
+                    if not self.reader.read_body(request, self.limit):
+                        break
+                    self._reading_body = False
+                    self._body_done = True
+                    self._on_request(request)
+                else:
+                    break  # a held GET: the next request waits its turn
+        except HttpError as exc:
+            self._fail(exc)
+        finally:
+            self._processing = False
+        # Only requests queued behind one awaiting its answer pause reading: the
+        # body being read (bounded by ``limit``) must come in whole, or no answer
+        # would ever resume it.
+        pending = self.request is not None and not self._reading_body
+        pending = pending and self.reader.buffered > _MAX_PIPELINED
+        if pending and not self.closed and self.transport is not None:
+            self._paused = True
+            self.transport.pause_reading()
+
+    def _on_head(self, request: Request) -> None:
+        """Route a request by its head; most are answered right away, a POST reads its body."""
+        try:
+            url = urlsplit(request.target)
+        except ValueError:  # "//[x/" reads as an authority with an invalid IPv6 host
+            self._respond(files.text(400, "Bad Request\n"), close=True)
+            return
+        server = self.server
+        if url.path == server.path:
+            self._engine(request, url.query)
+            return
+        if request.has_body:
+            # Only Engine.IO's POST has a body; any other is refused and the
+            # connection closed rather than read.
+            if request.method in ("GET", "HEAD"):
+                reply = files.text(400, "Request bodies are not accepted\n")
+            else:
+                reply = files.text(405, "Method Not Allowed\n", ("Allow", "GET, HEAD"))
+            self._respond(reply, close=True)
+            return
+        if request.method not in ("GET", "HEAD"):
+            self._respond(files.text(405, "Method Not Allowed\n", ("Allow", "GET, HEAD")))
+            return
+        if url.path.startswith(server.path):
+            rest = url.path[len(server.path) :]
+            if server.serve_client and rest in files.CLIENT_FILES:
+                self._respond(files.client_file(rest))
+            else:
+                self._respond(files.text(404, "Not Found\n"))
+            return
+        self._respond(files.http_file(server, url.path))
+
+    def _on_request(self, request: Request) -> None:
+        """A POST is whole: its packets go to the session."""
+        self._cancel_timer()
+        polling = self.polling
+        if polling is None or polling.session is None:  # the session ended meanwhile
+            self._refuse(request, UNKNOWN_SID)
+            return
+        polling.post(self, request.body)
 
     # -- writing answers -----------------------------------------------------
     def _respond(self, reply: Reply, *, close: bool = False) -> None:
