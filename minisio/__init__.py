@@ -1,8 +1,10 @@
 """minisio: a small, fast Socket.IO server on websockets and orjson.
 
-Engine.IO v4 and Socket.IO v5 over the WebSocket transport, written by hand.
+Engine.IO v4 and Socket.IO v5 over the WebSocket transport, written by hand;
+served on a port of its own (``Server.serve``) or by an ASGI server (``ASGIApp``).
 """
 
+from .asgi import ASGIApp
 from .broadcast import BroadcastOperator
 from .classns import ClassNamespace
 from .errors import (
@@ -22,6 +24,7 @@ from .socket import Handshake, Socket
 __version__ = "0.2.0"
 
 __all__ = [
+    "ASGIApp",
     "AckTimeout",
     "BroadcastOperator",
     "ClassNamespace",

@@ -148,6 +148,23 @@ class EngineHttp:
             self._respond((400, [], b""))
 
     # -- Engine.IO -----------------------------------------------------------
+    def _on_request(self, request: Request) -> None:
+        """A POST is whole: its packets go to the session."""
+        self._cancel_timer()
+        polling = self.polling
+        if polling is None or polling.session is None:  # the session ended meanwhile
+            self._refuse(request, UNKNOWN_SID)
+            return
+        polling.post(self, request.body)
+
+    def _fail(self, exc: HttpError) -> None:
+        """A request that cannot be read: its exchange is lost, ``exc.status`` answers it."""
+        logger.info("refused a request from %s: %s", self.address or "?", exc)
+        polling, self.polling = self.polling, None
+        if polling is not None:
+            polling.lost(self)
+        self._respond(files.text(exc.status, f"{http11.phrase(exc.status)}\n"), close=True)
+
     def _engine(self, request: Request, query: str) -> None:
         server = self.server
         params = _query(query)
@@ -584,15 +601,6 @@ class HttpConnection(EngineHttp, asyncio.Protocol):
             return
         self._respond(files.http_file(server, url.path))
 
-    def _on_request(self, request: Request) -> None:
-        """A POST is whole: its packets go to the session."""
-        self._cancel_timer()
-        polling = self.polling
-        if polling is None or polling.session is None:  # the session ended meanwhile
-            self._refuse(request, UNKNOWN_SID)
-            return
-        polling.post(self, request.body)
-
     # -- writing answers -----------------------------------------------------
     def _respond(self, reply: Reply, *, close: bool = False) -> None:
         status, headers, body = reply
@@ -623,13 +631,6 @@ class HttpConnection(EngineHttp, asyncio.Protocol):
             transport.resume_reading()
         if not self._processing:
             self._process()
-
-    def _fail(self, exc: HttpError) -> None:
-        logger.info("refused a request from %s: %s", self.address or "?", exc)
-        polling, self.polling = self.polling, None
-        if polling is not None:
-            polling.lost(self)
-        self._respond(files.text(exc.status, f"{http11.phrase(exc.status)}\n"), close=True)
 
     def shut(self) -> None:
         """The server stops: close this connection once its current answer is out."""

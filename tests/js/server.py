@@ -3,7 +3,9 @@
 Run it as ``python tests/js/server.py [--port N] [--ping-interval S]
 [--ping-timeout S] [--max-payload BYTES] [--compression]``; each option can
 also come from the environment (MINISIO_PORT, MINISIO_PING_INTERVAL,
-MINISIO_PING_TIMEOUT, MINISIO_MAX_PAYLOAD, MINISIO_COMPRESSION=1). It binds
+MINISIO_PING_TIMEOUT, MINISIO_MAX_PAYLOAD, MINISIO_COMPRESSION=1). With
+``--host uvicorn`` (or MINISIO_HOST=uvicorn) the same app is served as
+``minisio.ASGIApp`` by uvicorn (tests/asgi_host.py) instead. It binds
 127.0.0.1 (port 0 by default) and prints ``listening http://127.0.0.1:<port>``
 once it accepts connections. SIGTERM and SIGINT stop it cleanly ("server
 shutting down" for every session).
@@ -47,6 +49,8 @@ import asyncio
 import logging
 import os
 import signal
+import sys
+from pathlib import Path
 from typing import Any
 
 import minisio
@@ -233,6 +237,12 @@ def main() -> None:
     parser.add_argument(
         "--compression", action="store_true", default=env("MINISIO_COMPRESSION") == "1"
     )
+    parser.add_argument(
+        "--host",
+        choices=("minisio", "uvicorn"),
+        default=env("MINISIO_HOST", "minisio"),
+        help="minisio's own server, or minisio.ASGIApp under uvicorn (tests/asgi_host.py)",
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING, format="server: %(name)s %(message)s")
     io, state = create_app(
@@ -247,11 +257,29 @@ def main() -> None:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
+        if args.host == "uvicorn":
+            await serve_uvicorn(stop)
+            return
         async with io.serve("127.0.0.1", args.port) as server:
             state["ws"] = server
             port = server.sockets[0].getsockname()[1]
             print(f"listening http://127.0.0.1:{port}", flush=True)
             await stop.wait()
+
+    async def serve_uvicorn(stop: asyncio.Event) -> None:
+        sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+        from tests import asgi_host
+
+        options = {"ws_max_size": args.max_payload, "ws_per_message_deflate": args.compression}
+        server = asgi_host.uvicorn_server(minisio.ASGIApp(io), port=args.port, **options)
+        task, port = await asgi_host.start(server)
+        print(f"listening http://127.0.0.1:{port}", flush=True)
+        await stop.wait()
+        # Every session told at once, held polling GETs included: uvicorn alone
+        # would wait for each of them to be answered by its next ping.
+        await io.close()
+        server.should_exit = True
+        await task
 
     asyncio.run(serve())
 
