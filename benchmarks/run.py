@@ -47,12 +47,14 @@ RESULTS = HERE / "results"
 MALLOC_TUNABLES = "glibc.malloc.mmap_threshold=1048576:glibc.malloc.trim_threshold=4194304"
 PY = sys.executable
 
-SERVERS = ("minisio", "raw", "psio", "node")
+SERVERS = ("minisio", "raw", "psio", "node", "asgi", "psio-asgi")
 LABELS = {
     "minisio": "minisio",
     "raw": "raw websockets",
     "psio": "python-socketio (aiohttp)",
     "node": "socket.io (Node)",
+    "asgi": "minisio.ASGIApp (uvicorn)",
+    "psio-asgi": "python-socketio ASGIApp (uvicorn)",
     "baseline": "minisio baseline (--baseline)",
     "admin-dev": "minisio + admin UI watching (development)",
     "admin-prod": "minisio + admin UI watching (production)",
@@ -67,6 +69,10 @@ POLLING_SERVERS = {"minisio", "psio", "node", *ADMIN_SERVERS}
 #: The servers with a Redis adapter (two nodes of a cluster in the redis-fan scenarios); a
 #: --baseline checkout joins them when it has minisio/redis.py.
 REDIS_SERVERS = {"minisio", "node"}
+#: The two ASGI apps under the same uvicorn (benchmarks/servers/asgi_common.py), and the
+#: scenarios they take part in.
+ASGI_SERVERS = {"asgi", "psio-asgi"}
+ASGI_SCENARIOS = {"echo-50", "fan-1000"}
 
 
 # -- scenarios ------------------------------------------------------------------
@@ -87,6 +93,8 @@ class Scenario:
         self.redis = kind == "redis-fan"
 
     def runs_on(self, server: str) -> bool:
+        if server in ASGI_SERVERS:
+            return self.name in ASGI_SCENARIOS
         if self.redis:
             return server in REDIS_SERVERS
         return not self.polling or server in POLLING_SERVERS
@@ -134,6 +142,27 @@ TARGETS: list[tuple[str, str, str, str | None, float]] = [
         "messages_per_s",
         "psio",
         3.0,
+    ),
+]
+
+#: (label, scenario, metric, server, other server, wanted server / other): ratios between two
+#: servers that are not standalone minisio, paired within a repetition like the others.
+PAIR_TARGETS: list[tuple[str, str, str, str, str, float]] = [
+    (
+        "echo 50 clients: minisio on uvicorn >= 2x python-socketio on uvicorn",
+        "echo-50",
+        "messages_per_s",
+        "asgi",
+        "psio-asgi",
+        2.0,
+    ),
+    (
+        "fan-out 1000: minisio on uvicorn >= 2x python-socketio on uvicorn",
+        "fan-1000",
+        "deliveries_per_s",
+        "asgi",
+        "psio-asgi",
+        2.0,
     ),
 ]
 
@@ -213,6 +242,7 @@ def machine() -> dict[str, Any]:
             ["node", "--version"], capture_output=True, text=True, timeout=10
         ).stdout.strip()
     dists = ("websockets", "orjson", "python-socketio", "aiohttp", "uvloop", "redis", "msgpack")
+    dists += ("uvicorn",)
     for dist in dists:
         with contextlib.suppress(Exception):
             from importlib.metadata import version
@@ -265,6 +295,8 @@ class ServerProcess:
                 "admin-prod": "minisio_server",
                 "raw": "raw_ws_server",
                 "psio": "psio_server",
+                "asgi": "minisio_asgi_server",
+                "psio-asgi": "psio_asgi_server",
             }
             cmd = [PY, str(HERE / "servers" / f"{script[server]}.py")]
             if args.uvloop:
@@ -592,6 +624,13 @@ def summarize(runs: dict[str, dict[str, list[dict[str, Any]]]]) -> dict[str, Any
                         if a.get("per_cpu") and b.get("per_cpu")
                     ]
                 )
+        entry["pairs"] = {}
+        for _, target_scenario, metric, a_name, b_name, _ in PAIR_TARGETS:
+            if target_scenario == name and a_name in by_server and b_name in by_server:
+                pairs = zip(by_server[a_name], by_server[b_name], strict=False)
+                entry["pairs"][f"{a_name}/{b_name}"] = median(
+                    [a[metric] / b[metric] for a, b in pairs if a.get(metric) and b.get(metric)]
+                )
         summary[name] = entry
     return summary
 
@@ -744,6 +783,17 @@ def tables(
         checks.append({"target": label, "value": value, "status": status})
         out_value = shown if value is not None else "n/a"
         checks[-1]["shown"] = out_value
+    for label, name, _, a_name, b_name, wanted in PAIR_TARGETS:
+        value = summary.get(name, {}).get("pairs", {}).get(f"{a_name}/{b_name}")
+        status = "not measured" if value is None else ("met" if value >= wanted else "missed")
+        checks.append(
+            {
+                "target": label,
+                "value": value,
+                "status": status,
+                "shown": "n/a" if value is None else fmt(value, ".2f") + "x",
+            }
+        )
     if codec_rows:
         chat = [rep[0] for rep in codec_rows]
         for label, key, wanted in CODEC_TARGETS:
@@ -835,10 +885,13 @@ def main() -> int:
         if why:
             log(f"skipping the Redis scenarios: {why}")
             scenarios = [s for s in scenarios if not s.redis]
-    if "psio" in servers:
+    if "psio" in servers or "psio-asgi" in servers:
         why = ensure_python_socketio(not args.no_install)
         if why:
-            skipped["psio"] = why
+            skipped.update({s: why for s in ("psio", "psio-asgi") if s in servers})
+    if importlib.util.find_spec("uvicorn") is None:
+        why = "uvicorn is not installed (pip install -r requirements-dev.txt)"
+        skipped.update({s: why for s in sorted(ASGI_SERVERS) if s in servers})
     if "node" in servers:
         why = node_reason()
         if why:
