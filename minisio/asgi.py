@@ -293,8 +293,8 @@ class ASGIApp:
             self._sockets.discard(ws)
 
 
-class _Exchange(EngineHttp):
-    """One polling request under an ASGI server: its answer waits for the request's coroutine."""
+class _Decision(EngineHttp):
+    """One ASGI scope under ``io.path`` being decided; ``reply`` is what to send, if anything."""
 
     def __init__(self, server: Server, address: str, request: Request, last: bool) -> None:
         self.server = server
@@ -307,6 +307,13 @@ class _Exchange(EngineHttp):
         self.closed = False
         self._last = last
         self.reply: tuple[Reply, bool] | None = None  # the answer, and whether to close after
+
+
+class _Exchange(_Decision):
+    """One polling request under an ASGI server: its answer waits for the request's coroutine."""
+
+    def __init__(self, server: Server, address: str, request: Request, last: bool) -> None:
+        super().__init__(server, address, request, last)
         self.body_limit: int | None = None  # a POST: its body is read, up to this
         self._waiter: asyncio.Future[None] | None = None  # set when a held request is answered
 
@@ -369,20 +376,11 @@ class _Exchange(EngineHttp):
             polling.lost(self)
 
 
-class _Upgrade(EngineHttp):
+class _Upgrade(_Decision):
     """The decision on one ``websocket`` scope: a refusal, or the WebSocket to run."""
 
     def __init__(self, server: Server, address: str, request: Request, last: bool) -> None:
-        self.server = server
-        self.address = address
-        self.request = request
-        self.polling = None
-        self.extra = []
-        self._view = None
-        self._deciding = None
-        self.closed = False
-        self._last = last
-        self.reply: tuple[Reply, bool] | None = None
+        super().__init__(server, address, request, last)
         self.ws: AsgiWebSocket | None = None
 
     def _respond(self, reply: Reply, *, close: bool = False) -> None:
@@ -535,13 +533,7 @@ class AsgiWebSocket:
         """Accept, then read until the client or the server ends the connection."""
         self._task = asyncio.current_task()
         try:
-            accept = {
-                "type": "websocket.accept",
-                "headers": [
-                    (k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in self._headers
-                ],
-            }
-            await send(accept)
+            await send({"type": "websocket.accept", "headers": _asgi_headers(self._headers)})
             self._writer = asyncio.ensure_future(self._write_all(send))
             limit = self.server.max_payload
             while True:
