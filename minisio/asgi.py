@@ -103,8 +103,8 @@ class ASGIApp:
                 rest = path[len(io.path) :]
                 served = io.serve_client and rest in files.CLIENT_FILES
                 reply = files.client_file(rest) if served else _NOT_FOUND
-            elif io.static_dir is not None:
-                reply = files.static_file(io.static_dir, path)
+            elif io.static_dir is not None or io._mounts:
+                reply = files.http_file(io, path)  # the admin UI's folder, then static_dir
                 if reply[0] == 404 and self.other_app is not None:
                     reply = None  # not a file of ours: maybe a page of the app's
             if reply is not None:

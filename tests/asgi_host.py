@@ -41,6 +41,10 @@ def uvicorn_server(app: Any, host: str = "127.0.0.1", port: int = 0, **options: 
         def capture_signals(self) -> Iterator[None]:
             yield  # the caller decides what SIGTERM does
 
+        async def main_loop(self) -> None:
+            while not self.should_exit:  # uvicorn looks every 0.1 s: a test's stop waits less
+                await asyncio.sleep(0.01)
+
     return Server(uvicorn.Config(app, host=host, port=port, **{**UVICORN, **options}))
 
 

@@ -608,8 +608,12 @@ for (const mode of MODE_NAMES) {
 }
 
 // -- cases that need their own server, once per mode ----------------------------
+// (Left out when MINISIO_INTEROP_SHARED_ONLY=1: asgi_interop.test.mjs, which runs
+// this file again under uvicorn, keeps to the shared servers above and the
+// upgrade cases below.)
 
-for (const mode of MODE_NAMES) {
+const OWN_SERVER_MODES = process.env.MINISIO_INTEROP_SHARED_ONLY === "1" ? [] : MODE_NAMES;
+for (const mode of OWN_SERVER_MODES) {
   const { connected } = clientsFor(mode);
   const via = carrier(mode);
   const modeTest = (name, fn) => test(`${mode}: ${name}`, TEST, fn);
