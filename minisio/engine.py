@@ -170,12 +170,13 @@ class Session:
         self.sockets: dict[str, Socket] = {}  # namespace name -> socket
         # Dicts used as sets: an empty dict is 64 bytes, an empty set 216, and
         # most connections never put anything in these two.
-        # Namespace -> the CONNECT attempt whose middleware (or namespace
-        # check) is running: its socket, or a token. An attempt the client
-        # withdrew (DISCONNECT before the reply) still runs; it is kept in
-        # _withdrawn until it ends, and counts towards max_namespaces.
-        self.pending: dict[str, object] = {}
-        self._withdrawn: dict[object, None] | None = None
+        # Namespace -> the task of the CONNECT attempt whose middleware (or
+        # namespace check) is running. An attempt the client withdrew
+        # (DISCONNECT before the reply) still runs; it is kept in _withdrawn
+        # until it ends, and counts towards max_namespaces. When the session
+        # ends, both are cancelled: no answer of theirs can be used.
+        self.pending: dict[str, asyncio.Task[Any]] = {}
+        self._withdrawn: dict[asyncio.Task[Any], None] | None = None
         self.closed = False
         # What watches this session (the wire trace, the admin UI): None, or a trace.Tap.
         self.trace = server._tap
@@ -291,18 +292,23 @@ class Session:
                 timer.cancel()
         sockets = list(self.sockets.values())
         self.sockets.clear()
+        # A middleware that never returns must not hold the session forever.
+        for task in [*self.pending.values(), *(self._withdrawn or ())]:
+            task.cancel()
         self.pending.clear()
+        self._withdrawn = None
         self._backlog = None
         self._backlog_bytes = 0
         self.decoder.reset()  # a packet half-received goes now
         for socket in sockets:
             socket._onclose(reason)
 
-    def spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
+    def spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
         """Run a coroutine for this connection, keeping a reference until it ends."""
         task = asyncio.ensure_future(coro)
         self._tasks[task] = None
         task.add_done_callback(self._task_done)
+        return task
 
     def _task_done(self, task: asyncio.Task[Any]) -> None:
         self._tasks.pop(task, None)
@@ -509,9 +515,7 @@ class Session:
 
             found = find_child(server, name, auth or {})
             if inspect.isawaitable(found):  # an async check: connect once it answers
-                token = object()
-                self.pending[name] = token
-                self.spawn(self._connect_when_found(name, auth, found, token))
+                self.pending[name] = self.spawn(self._connect_when_found(name, auth, found))
                 return
             nsp = found
         if nsp is None:
@@ -533,9 +537,8 @@ class Session:
         else:
             socket = Socket(nsp, self, new_id(), auth or {})
         if nsp._async_middleware:
-            self.pending[name] = socket
             nsp._joining += 1
-            self.spawn(self._connect_async(nsp, socket))
+            self.pending[name] = self.spawn(self._connect_async(nsp, socket))
             return
         try:
             for middleware in nsp._middlewares:
@@ -552,7 +555,7 @@ class Session:
         withdrawn = len(self._withdrawn) if self._withdrawn is not None else 0
         return len(self.sockets) + len(self.pending) + withdrawn
 
-    def _settled(self, name: str, token: object) -> bool:
+    def _settled(self, name: str, token: asyncio.Task[Any] | None) -> bool:
         """The run of CONNECT attempt ``token`` ended: whether its answer is still wanted."""
         if self._withdrawn is not None and token in self._withdrawn:
             del self._withdrawn[token]
@@ -567,10 +570,9 @@ class Session:
         name: str,
         auth: dict[str, Any] | None,
         found: Awaitable[Namespace | None],
-        token: object,
     ) -> None:
         nsp = await found
-        if not self._settled(name, token):
+        if not self._settled(name, asyncio.current_task()):
             # The session ended, or the client gave up, meanwhile: a child made
             # for it alone is empty.
             if nsp is not None:
@@ -584,6 +586,9 @@ class Session:
     async def _connect_async(self, nsp: Namespace, socket: Socket) -> None:
         try:
             await self._connect_async_run(nsp, socket)
+        except asyncio.CancelledError:  # the session ended during the middleware
+            socket._not_accepted(refused=False)
+            raise
         finally:
             nsp._joining -= 1
             _maybe_emptied(nsp)  # refused, or the client left meanwhile
@@ -597,12 +602,12 @@ class Session:
                 if result is False:
                     raise ConnectionRefused(_REJECTED)
         except Exception as exc:
-            wanted = self._settled(nsp.name, socket)
+            wanted = self._settled(nsp.name, asyncio.current_task())
             if wanted:
                 self._refuse(nsp, exc)
             socket._not_accepted(refused=wanted)
             return
-        if self._settled(nsp.name, socket):  # still wanted: not withdrawn, not closed
+        if self._settled(nsp.name, asyncio.current_task()):  # not withdrawn, not closed
             self._accept(nsp, socket)
         else:
             socket._not_accepted(refused=False)

@@ -39,8 +39,6 @@ from .conftest import (
     upgrade_request,
 )
 
-pytest.importorskip("uvicorn")
-
 ROOT = Path(__file__).resolve().parent.parent
 Message = dict[str, Any]
 
@@ -279,7 +277,7 @@ async def test_emits_from_the_host_apps_handlers_reach_that_rooms_clients_only()
 
 
 async def test_mounted_under_a_sub_path_with_starlette() -> None:
-    starlette = pytest.importorskip("starlette.applications")
+    import starlette.applications as starlette
     from starlette.responses import PlainTextResponse
     from starlette.routing import Mount, Route
 

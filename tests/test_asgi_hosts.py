@@ -23,8 +23,6 @@ import pytest
 
 from . import asgi_host, conftest
 
-pytest.importorskip("uvicorn")
-
 #: Modules whose tests run against both hosts, and for some the only tests that do
 #: (None: all of them). MINISIO_ASGI_ALL=1 runs every test of ALL_MODULES instead (about
 #: two minutes more; all of them pass there too, save those in NOT_HERE).
@@ -38,8 +36,6 @@ MODULES: dict[str, set[str] | None] = {
 }
 ALL_MODULES = (
     *MODULES,
-    # Four sessions of its async-middleware tests outlive it (on the standalone host
-    # too); collected before test_load.py, they fail that module's leak check.
     "test_namespaces",
     "test_server",
     "test_heartbeat",
