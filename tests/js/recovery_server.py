@@ -25,8 +25,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import signal
 from typing import Any
+
+from serving import serve_until_signalled
 
 import minisio
 
@@ -95,18 +96,7 @@ def main() -> None:
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING, format="server: %(name)s %(message)s")
     io = create_app(args.window)
-
-    async def serve() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
-        async with io.serve("127.0.0.1", args.port) as server:
-            port = server.sockets[0].getsockname()[1]
-            print(f"listening http://127.0.0.1:{port}", flush=True)
-            await stop.wait()
-
-    asyncio.run(serve())
+    serve_until_signalled(io, args.port)
 
 
 if __name__ == "__main__":
