@@ -24,7 +24,6 @@ import asyncio
 import collections
 import contextlib
 import logging
-import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from typing import TYPE_CHECKING, Any
 
@@ -151,13 +150,8 @@ class ASGIApp:
         self._stopping = False
         if io._serving:  # already served by io.serve() or another ASGIApp
             return
-        loop = asyncio.get_running_loop()
-        io._serving = True
-        io._loop, io._loop_thread = loop, threading.get_ident()
-        io._stopped = loop.create_future()
         self._owns_loop = True
-        for nsp in list(io._namespaces.values()):
-            await nsp.adapter.init()
+        await io._start()
 
     async def shutdown(self) -> None:
         """What ``io.serve()`` does on its way out: every session closed, the adapters too.
@@ -173,10 +167,7 @@ class ASGIApp:
             await asyncio.wait([ws.ended for ws in self._sockets], timeout=io.close_timeout)
         if self._owns_loop:
             self._owns_loop = False
-            io._serving = False
-            io._loop = io._loop_thread = None
-            for nsp in list(io._namespaces.values()):
-                await nsp.adapter.close()
+            await io._stop()
 
     @contextlib.asynccontextmanager
     async def lifespan(self, app: Any = None) -> AsyncIterator[None]:

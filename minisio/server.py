@@ -879,22 +879,31 @@ class Server:
         closed ("server shutting down") and the closes are awaited, each
         bounded by a few seconds.
         """
+        await self._start()
         loop = asyncio.get_running_loop()
-        self._serving = True
-        self._loop, self._loop_thread = loop, threading.get_ident()
-        self._stopped = loop.create_future()
-        for nsp in list(self._namespaces.values()):
-            await nsp.adapter.init()
         listener = await loop.create_server(lambda: HttpConnection(self), host, port)
         self._listener = listener
         try:
             yield listener
         finally:
             await self._shut()
-            self._serving = False
-            self._loop = self._loop_thread = self._listener = None
-            for nsp in list(self._namespaces.values()):
-                await nsp.adapter.close()
+            await self._stop()
+
+    async def _start(self) -> None:
+        """Before serving, whatever the host: this loop is the server's, the adapters start."""
+        loop = asyncio.get_running_loop()
+        self._serving = True
+        self._loop, self._loop_thread = loop, threading.get_ident()
+        self._stopped = loop.create_future()
+        for nsp in list(self._namespaces.values()):
+            await nsp.adapter.init()
+
+    async def _stop(self) -> None:
+        """After serving (the sessions closed by :meth:`_shut`): the adapters stop."""
+        self._serving = False
+        self._loop = self._loop_thread = self._listener = None
+        for nsp in list(self._namespaces.values()):
+            await nsp.adapter.close()
 
     def close(self) -> Awaitable[None]:
         """Stop listening and disconnect every session ("server shutting down").
