@@ -213,9 +213,7 @@ class FlaggedSocket:
         """Send an event to this socket only, with the flags."""
         _check_event(event)
         socket = self.socket
-        server = socket.namespace.server
-        if server._loop_thread != get_ident() and server._loop is not None:
-            server._loop.call_soon_threadsafe(self.emit, event, *args)
+        if socket._elsewhere(self.emit, event, *args):
             return EMITTED
         if not socket.connected:
             return EMITTED
